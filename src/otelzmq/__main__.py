@@ -1,0 +1,5 @@
+"""Allow ``python -m otelzmq``."""
+
+from otelzmq.cli import main
+
+raise SystemExit(main())
