@@ -16,20 +16,25 @@ from collections.abc import Sequence
 
 from otelzmq import __version__
 
-#: Sub-command modules, in the order ``--help`` lists them.
-_COMMAND_MODULES = (
-    "otelzmq.launcher",
-    "otelzmq.proxy",
-    "otelzmq.server",
-    "otelzmq.client",
-    "otelzmq.replay",
-    "otelzmq.show",
-)
+#: Sub-commands and their modules, in the order ``--help`` lists them.
+_COMMAND_MODULES = {
+    "up": "otelzmq.launcher",
+    "proxy": "otelzmq.proxy",
+    "server": "otelzmq.server",
+    "client": "otelzmq.client",
+    "replay": "otelzmq.replay",
+    "show": "otelzmq.show",
+}
 
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser, with every sub-command or only ``command``.
+
+    A host process registers only its own sub-command, so it does not
+    import the modules of the others.
+    """
     parser = argparse.ArgumentParser(
         prog="otelzmq",
         description="A traced ZeroMQ nth-prime system that records CTF traces.",
@@ -43,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="log more on stderr (-v for info, -vv for debug)",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for module_name in _COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    names = [command] if command in _COMMAND_MODULES else list(_COMMAND_MODULES)
+    for name in names:
+        importlib.import_module(_COMMAND_MODULES[name]).register(subparsers)
     return parser
 
 
@@ -55,7 +61,9 @@ def configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()

@@ -1,0 +1,388 @@
+"""``otelzmq up``: the whole system on one machine, one process per host.
+
+With no arguments it runs what the original ``docker compose up`` ran: one
+proxy, two servers with two workers each and three clients asking for ten
+primes each. Every host is its own OS process, started as
+``python -m otelzmq <role>``; its standard output and error go to
+``<out>/output/<host>/output.log`` and its telemetry to
+``<out>/ctf-traces/<host>/``.
+
+The launcher waits for the proxy's ports, starts the servers, then the
+clients, and shows a live status line on a terminal. It succeeds when every
+client got every answer and every host exited by itself; otherwise it says
+which host failed and why, and stops every host it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from otelzmq.config import (
+    ENV_PREFIX,
+    ProxyPorts,
+    add_port_arguments,
+    env_int,
+    ports_from_args,
+    positive_int,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLIENTS = 3
+DEFAULT_SERVERS = 2
+DEFAULT_WORKERS = 2
+DEFAULT_REQUESTS = 10
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_OUT = "out"
+
+#: Seconds to wait for the proxy to bind its ports.
+PROXY_START_TIMEOUT = 15.0
+#: Seconds hosts get to exit after the clients are done.
+SHUTDOWN_TIMEOUT = 15.0
+#: Seconds between SIGTERM and SIGKILL when stopping hosts.
+TERMINATE_GRACE = 5.0
+STATUS_INTERVAL = 0.2
+
+_PROXY_HOST = "127.0.0.1"
+
+
+@dataclass
+class Host:
+    """A host process started by the launcher."""
+
+    name: str
+    role: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    def last_lines(self, count: int = 3) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    " + line for line in lines[-count:])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run."""
+
+    clients: int = DEFAULT_CLIENTS
+    servers: int = DEFAULT_SERVERS
+    workers: int = DEFAULT_WORKERS
+    requests: int = DEFAULT_REQUESTS
+    out: Path = Path(DEFAULT_OUT)
+    ports: ProxyPorts = ProxyPorts()
+    timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def client_names(self) -> list[str]:
+        return [f"client-{i}" for i in range(1, self.clients + 1)]
+
+    @property
+    def server_names(self) -> list[str]:
+        return [f"server-{i}" for i in range(1, self.servers + 1)]
+
+
+class LaunchFailed(Exception):
+    """The run cannot go on; the message says why."""
+
+
+class Launcher:
+    """Starts, watches and stops the hosts of one run."""
+
+    def __init__(self, plan: Plan, status: IO[str] | None = None) -> None:
+        self.plan = plan
+        self.hosts: dict[str, Host] = {}
+        self._status = status if status is not None else sys.stderr
+        self._live = self._status.isatty()
+        self._started = time.monotonic()
+
+    def run(self) -> int:
+        """Run the plan; return 0 when every client got every answer."""
+        try:
+            self._check_ports_free()
+            self._prepare_out()
+            self._start_proxy()
+            for name in self.plan.server_names:
+                self._start("server", name, ["--workers", str(self.plan.workers)])
+            for name in self.plan.client_names:
+                self._start("client", name, ["--requests", str(self.plan.requests)])
+            self._wait_for_clients()
+            self._wait_for_shutdown()
+        except LaunchFailed as failure:
+            self._clear_status()
+            self._report(f"otelzmq up failed: {failure}")
+            return 1
+        except KeyboardInterrupt:
+            self._clear_status()
+            self._report("Interrupted; stopping every host")
+            return 130
+        finally:
+            self._stop_all()
+        elapsed = time.monotonic() - self._started
+        total = self.plan.clients * self.plan.requests
+        self._report(
+            f"All {total} answers received in {elapsed:.1f} s. "
+            f"Traces: {self.plan.out / 'ctf-traces'}  "
+            f"Logs: {self.plan.out / 'output'}"
+        )
+        return 0
+
+    # -- start-up ------------------------------------------------------
+
+    def _check_ports_free(self) -> None:
+        for role, number in self.plan.ports.as_dict().items():
+            with socket.socket() as probe:
+                # As libzmq does, so that connections in TIME_WAIT from an
+                # earlier run do not count as "in use".
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((_PROXY_HOST, number))
+                except OSError:
+                    raise LaunchFailed(
+                        f"port {number} ({role}) is already in use; stop what "
+                        f"holds it or choose another with --{role}-port"
+                    ) from None
+
+    def _prepare_out(self) -> None:
+        # Earlier runs' hosts would otherwise mix with this run's.
+        for sub in ("ctf-traces", "output"):
+            target = self.plan.out / sub
+            if target.exists():
+                logger.info("Removing the previous run's %s", target)
+                shutil.rmtree(target)
+
+    def _start_proxy(self) -> None:
+        proxy = self._start(
+            "proxy", "proxy", ["--expect-clients", str(self.plan.clients)]
+        )
+        deadline = time.monotonic() + PROXY_START_TIMEOUT
+        while not all(
+            _port_open(_PROXY_HOST, number)
+            for number in self.plan.ports.as_dict().values()
+        ):
+            if proxy.process.poll() is not None:
+                raise LaunchFailed(
+                    f"the proxy exited with status {proxy.process.returncode}:\n"
+                    f"{proxy.last_lines()}"
+                )
+            if time.monotonic() > deadline:
+                raise LaunchFailed(
+                    f"the proxy did not open its ports in {PROXY_START_TIMEOUT:g} s"
+                )
+            time.sleep(0.05)
+
+    def _start(self, role: str, name: str, extra: list[str]) -> Host:
+        log_dir = self.plan.out / "output" / name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / "output.log"
+        log_file = log_path.open("wb")
+        command = [
+            sys.executable,
+            "-m",
+            "otelzmq",
+            role,
+            "--name",
+            name,
+            "--out",
+            str(self.plan.out),
+            *_port_flags(self.plan.ports),
+            *extra,
+        ]
+        if role != "proxy":
+            command += ["--proxy-host", _PROXY_HOST]
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=_host_environment(),
+        )
+        host = Host(name, role, process, log_path, log_file)
+        self.hosts[name] = host
+        logger.info("Started %s (pid %d)", name, process.pid)
+        return host
+
+    # -- watching ------------------------------------------------------
+
+    def _wait_for_clients(self) -> None:
+        deadline = self._started + self.plan.timeout
+        clients = [self.hosts[name] for name in self.plan.client_names]
+        while True:
+            self._show_status(clients)
+            for host in self.hosts.values():
+                code = host.process.poll()
+                if code is not None and code != 0:
+                    raise LaunchFailed(
+                        f"{host.name} exited with status {code}:\n{host.last_lines()}"
+                    )
+            if all(host.process.poll() == 0 for host in clients):
+                self._clear_status()
+                return
+            if time.monotonic() > deadline:
+                raise LaunchFailed(
+                    f"the run did not finish within --timeout {self.plan.timeout:g} s"
+                )
+            time.sleep(STATUS_INTERVAL)
+
+    def _wait_for_shutdown(self) -> None:
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT
+        for host in self.hosts.values():
+            try:
+                code = host.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise LaunchFailed(
+                    f"{host.name} did not stop after the clients were done"
+                ) from None
+            if code != 0:
+                raise LaunchFailed(
+                    f"{host.name} exited with status {code}:\n{host.last_lines()}"
+                )
+
+    def _show_status(self, clients: list[Host]) -> None:
+        answers = sum(_count_answers(host.log_path) for host in clients)
+        done = sum(host.process.poll() is not None for host in clients)
+        total = self.plan.clients * self.plan.requests
+        elapsed = time.monotonic() - self._started
+        line = (
+            f"up: {answers}/{total} answers, {done}/{len(clients)} clients done, "
+            f"{self.plan.servers} servers x {self.plan.workers} workers, "
+            f"{elapsed:.1f} s"
+        )
+        if self._live:
+            self._status.write("\r" + line + "\x1b[K")
+            self._status.flush()
+
+    def _clear_status(self) -> None:
+        if self._live:
+            self._status.write("\r\x1b[K")
+            self._status.flush()
+
+    def _report(self, message: str) -> None:
+        self._status.write(message + "\n")
+        self._status.flush()
+
+    # -- stopping ------------------------------------------------------
+
+    def _stop_all(self) -> None:
+        running = [h for h in self.hosts.values() if h.process.poll() is None]
+        for host in running:
+            host.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for host in running:
+            try:
+                host.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("%s ignored SIGTERM; killing it", host.name)
+                host.process.kill()
+                host.process.wait()
+        for host in self.hosts.values():
+            host.log_file.close()
+
+
+def _port_flags(ports: ProxyPorts) -> list[str]:
+    flags = []
+    for role, number in ports.as_dict().items():
+        flags += [f"--{role}-port", str(number)]
+    return flags
+
+
+def _host_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    # Each host derives its own trace folder from --name and --out.
+    for variable in ("CTF_DIR", "HOST_NAME"):
+        env.pop(ENV_PREFIX + variable, None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _port_open(host: str, number: int) -> bool:
+    try:
+        with socket.create_connection((host, number), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _count_answers(log_path: Path) -> int:
+    try:
+        with log_path.open("rb") as log:
+            return sum(1 for line in log if b"] Received " in line)
+    except OSError:
+        return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="run the whole system on this machine (the main command)",
+        description="Start a proxy, servers and clients as separate processes, "
+        "wait until every client has its answers, and leave traces and logs "
+        "under --out.",
+    )
+    parser.add_argument(
+        "--clients",
+        type=positive_int,
+        default=env_int("CLIENTS", DEFAULT_CLIENTS, minimum=1),
+        help=f"client hosts (default {DEFAULT_CLIENTS})",
+    )
+    parser.add_argument(
+        "--servers",
+        type=positive_int,
+        default=env_int("SERVERS", DEFAULT_SERVERS, minimum=1),
+        help=f"server hosts (default {DEFAULT_SERVERS})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=env_int("WORKERS", DEFAULT_WORKERS, minimum=1),
+        help=f"worker threads per server (default {DEFAULT_WORKERS})",
+    )
+    parser.add_argument(
+        "--requests",
+        type=positive_int,
+        default=env_int("REQUESTS", DEFAULT_REQUESTS, minimum=1),
+        help=f"requests per client (default {DEFAULT_REQUESTS})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ.get(ENV_PREFIX + "OUT") or DEFAULT_OUT),
+        metavar="DIR",
+        help="where traces and logs go (default out)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up after this long (default {DEFAULT_TIMEOUT:g})",
+    )
+    add_port_arguments(parser)
+    parser.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    plan = Plan(
+        clients=args.clients,
+        servers=args.servers,
+        workers=args.workers,
+        requests=args.requests,
+        out=args.out,
+        ports=ports_from_args(args),
+        timeout=args.timeout,
+    )
+    return Launcher(plan).run()

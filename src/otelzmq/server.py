@@ -1,0 +1,185 @@
+"""The server: relays requests from the proxy to a pool of worker threads.
+
+A server holds three sockets: a ROUTER connected to the proxy's backend, a
+DEALER bound on ``inproc://`` for its workers, and a SUB connected to the
+proxy's terminator. Each worker thread (see :mod:`otelzmq.worker`) has a REP
+socket connected to that DEALER and its own SUB to the terminator. The
+server stops when the proxy publishes ``KILL``, or on SIGINT / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import threading
+
+import zmq
+
+from otelzmq import protocol
+from otelzmq.config import (
+    DEFAULT_MAX_NTH,
+    ENV_PREFIX,
+    ProxyAddress,
+    add_port_arguments,
+    add_proxy_host_argument,
+    env_int,
+    positive_int,
+    proxy_address_from_args,
+)
+from otelzmq.host import HostConsole, run_host
+from otelzmq.sockets import limit_message_size
+from otelzmq.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 2
+POLL_INTERVAL_MS = 200
+
+#: Seconds the server waits for its workers to finish their current request.
+WORKER_JOIN_TIMEOUT = 5.0
+
+_server_ids = itertools.count(1)
+
+
+class Server:
+    """A server's relay between the proxy and its workers.
+
+    Args:
+        console: Where the server tells its story.
+        proxy: Where the proxy is.
+        workers: How many worker threads to start.
+        max_nth: The largest n the workers compute.
+        context: The ZeroMQ context (default: the global one).
+    """
+
+    def __init__(
+        self,
+        console: HostConsole,
+        proxy: ProxyAddress,
+        workers: int = DEFAULT_WORKERS,
+        max_nth: int = DEFAULT_MAX_NTH,
+        context: zmq.Context | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"a server needs at least one worker, not {workers}")
+        self._console = console
+        self._proxy = proxy
+        self._worker_count = workers
+        self._max_nth = max_nth
+        self._context = context or zmq.Context.instance()
+        self._workers_endpoint = f"inproc://otelzmq-workers-{next(_server_ids)}"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+        self.frontend = self._context.socket(zmq.ROUTER)
+        self.workers = self._context.socket(zmq.DEALER)
+        self.terminator = self._context.socket(zmq.SUB)
+        limit_message_size(self.frontend)
+        for socket in (self.frontend, self.workers, self.terminator):
+            socket.linger = 0
+
+    def start(self) -> None:
+        """Connect to the proxy and start the worker threads."""
+        self._console.say("Connecting to the terminator...")
+        self.terminator.connect(self._proxy.endpoint("terminator"))
+        self.terminator.subscribe(protocol.KILL)
+        self._console.say("Connecting to the proxy...")
+        self.frontend.connect(self._proxy.endpoint("backend"))
+        self.workers.bind(self._workers_endpoint)
+
+        for index in range(1, self._worker_count + 1):
+            worker = Worker(
+                self._console,
+                index,
+                self._context,
+                self._workers_endpoint,
+                self._proxy.endpoint("terminator"),
+                self._stop,
+                self._max_nth,
+            )
+            thread = threading.Thread(
+                target=worker.run, name=f"worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._console.say("Connecting client to workers...")
+
+    def run(self) -> None:
+        """Relay messages both ways until KILL or interrupt."""
+        poller = zmq.Poller()
+        poller.register(self.frontend, zmq.POLLIN)
+        poller.register(self.workers, zmq.POLLIN)
+        poller.register(self.terminator, zmq.POLLIN)
+        while not self._stop.is_set():
+            events = dict(poller.poll(POLL_INTERVAL_MS))
+            if events.get(self.frontend):
+                # [proxy id, client id, "", context, nth] goes on unchanged;
+                # the worker's REP socket strips and restores the envelope.
+                self.workers.send_multipart(self.frontend.recv_multipart())
+            if events.get(self.workers):
+                self.frontend.send_multipart(self.workers.recv_multipart())
+            if events.get(self.terminator):
+                if self.terminator.recv() == protocol.KILL:
+                    self._console.say("Received kill signal")
+                    self._stop.set()
+
+    def stop(self) -> None:
+        """Stop the workers and close the sockets."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(WORKER_JOIN_TIMEOUT)
+            if thread.is_alive():
+                logger.warning("%s did not stop in time", thread.name)
+        for socket in (self.frontend, self.workers, self.terminator):
+            socket.close()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "server",
+        help="run a server with its worker threads",
+        description="Take requests from the proxy's backend and answer them "
+        "with a pool of worker threads.",
+    )
+    add_proxy_host_argument(parser)
+    add_port_arguments(parser)
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=env_int("WORKERS", DEFAULT_WORKERS, minimum=1),
+        metavar="N",
+        help=f"worker threads (env {ENV_PREFIX}WORKERS, default {DEFAULT_WORKERS})",
+    )
+    parser.add_argument(
+        "--max-nth",
+        type=positive_int,
+        default=env_int("MAX_NTH", DEFAULT_MAX_NTH, minimum=1),
+        metavar="N",
+        help="largest n computed; larger requests get an error reply "
+        f"(env {ENV_PREFIX}MAX_NTH, default {DEFAULT_MAX_NTH})",
+    )
+    from otelzmq.telemetry import add_telemetry_arguments
+
+    add_telemetry_arguments(parser, "server")
+    parser.set_defaults(run=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    def body(console: HostConsole) -> int:
+        server = Server(
+            console,
+            proxy_address_from_args(args),
+            workers=args.workers,
+            max_nth=args.max_nth,
+        )
+        try:
+            server.start()
+            server.run()
+        except KeyboardInterrupt:
+            logger.info("Server interrupted")
+        finally:
+            server.stop()
+        return 0
+
+    return run_host("server", args, body)
