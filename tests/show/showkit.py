@@ -206,3 +206,21 @@ def standard_run(recorder: Recorder, requests: int = 30) -> list[SpanRecord]:
         )
         start += 1 * MS
     return recorder.spans()
+
+
+def write_recording(recorder: Recorder, out: str) -> None:
+    """Write the recorder's spans as ``<out>/ctf-traces/<host>`` CTF traces."""
+    import os
+
+    from otelzmq.ctf.metadata import EVENT_IDS
+    from otelzmq.ctf.writer import CtfTrace
+
+    for host, message in recorder.resource_spans():
+        directory = os.path.join(out, "ctf-traces", host)
+        stream = CtfTrace(directory, "test", host).open_stream()
+        try:
+            stream.write(
+                EVENT_IDS["resource_spans"], [message.SerializeToString()], vtid=1
+            )
+        finally:
+            stream.close()

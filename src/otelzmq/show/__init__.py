@@ -147,11 +147,16 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or directory", 2)
     try:
-        spans, damaged = read_spans(paths, args.host)
-    except ImportError as error:
+        from otelzmq.ctf.tsdl import CtfError
+    except ImportError as error:  # pragma: no cover - partial installation
         return _fail(f"cannot read recordings here: {error}", 1)
-    except (OSError, ValueError) as error:
-        return _fail(f"cannot read {', '.join(paths)}: {error}", 1)
+    try:
+        spans, damaged = read_spans(paths, args.host)
+    except (CtfError, OSError, ValueError) as error:
+        message = str(error)
+        if not any(path in message for path in paths):
+            message = f"cannot read {', '.join(paths)}: {message}"
+        return _fail(message, 1)
     if damaged:
         print(
             f"otelzmq show: skipped {damaged} damaged parts of the recording",

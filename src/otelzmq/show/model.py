@@ -153,12 +153,11 @@ def load_spans(
 
     wanted = set(hosts) if hosts else None
     spans: list[SpanRecord] = []
-    for record in read_recording(
-        list(paths), hosts=None, signals={"spans"}, on_error=on_error
-    ):
-        spans.extend(spans_from_resource_spans(record.message, record.host))
-    if wanted is not None:
-        spans = [span for span in spans if span.host in wanted]
+    for record in read_recording(list(paths), signals={"spans"}, on_error=on_error):
+        found = spans_from_resource_spans(record.message, record.host)
+        if wanted is not None and record.host not in wanted:
+            found = [span for span in found if span.host in wanted]
+        spans.extend(found)
     return unique_spans(spans)
 
 
