@@ -14,7 +14,9 @@ ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE} AS builder
 
 # Compilers are only needed when a dependency has no wheel for the target
-# platform (for example grpcio on an unusual architecture).
+# platform (for example grpcio on an unusual architecture). The version is
+# whatever the base image's Debian release ships; this stage is thrown away.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
@@ -31,7 +33,7 @@ ARG OTELZMQ_UID=10001
 ARG OTELZMQ_GID=10001
 
 LABEL org.opencontainers.image.title="otelzmq" \
-      org.opencontainers.image.description="Traced ZeroMQ nth-prime hosts recording CTF" \
+      org.opencontainers.image.description="Traced ZeroMQ hosts recording CTF" \
       org.opencontainers.image.licenses="MIT"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -45,7 +47,9 @@ RUN groupadd --system --gid "${OTELZMQ_GID}" otelzmq \
     && mkdir -p /out \
     && chown otelzmq:otelzmq /out
 
-# Install from the builder's wheels without copying them into a layer.
+# Install from the builder's wheels without copying them into a layer. The
+# versions are the ones the builder resolved; --no-index allows no others.
+# hadolint ignore=DL3013
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m pip install --no-cache-dir --no-index --find-links=/wheels otelzmq
 

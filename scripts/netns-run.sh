@@ -85,7 +85,8 @@ done
 
 # Only RFC 1918 networks: the addresses never leave the namespaces, but a
 # public prefix there would still shadow real hosts for the processes inside.
-if ! [[ "$subnet" =~ ^(10\.[0-9]{1,3}|172\.(1[6-9]|2[0-9]|3[01])|192\.168)\.[0-9]{1,3}$ ]]; then
+private='^(10\.[0-9]{1,3}|172\.(1[6-9]|2[0-9]|3[01])|192\.168)\.[0-9]{1,3}$'
+if ! [[ "$subnet" =~ $private ]]; then
     die "--subnet must be the first three octets of a private network, e.g. 10.77.0"
 fi
 for octet in ${subnet//./ }; do
@@ -93,7 +94,8 @@ for octet in ${subnet//./ }; do
 done
 [ "$servers" -le 79 ] || die "at most 79 servers fit the address plan"
 [ "$clients" -le 150 ] || die "at most 150 clients fit the address plan"
-[[ "$run_id" =~ ^[a-z0-9]{1,12}$ ]] || die "--id must be 1-12 lower-case letters or digits"
+[[ "$run_id" =~ ^[a-z0-9]{1,12}$ ]] \
+    || die "--id must be 1-12 lower-case letters or digits"
 read -r -a otelzmq <<<"$otelzmq_command"
 [ "${#otelzmq[@]}" -gt 0 ] || die "--otelzmq must not be empty"
 command -v ip >/dev/null || die "iproute2 (the ip command) is not installed" 3
@@ -115,6 +117,8 @@ declare -A namespace=()
 declare -A pid=()
 created=()
 
+# Called through the EXIT trap only.
+# shellcheck disable=SC2317
 cleanup() {
     local status=$? name
     trap - EXIT INT TERM
