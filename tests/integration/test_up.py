@@ -1,0 +1,87 @@
+"""`otelzmq up` end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import host_environment, port_flags
+
+from otelzmq.client import default_sequence
+from otelzmq.primes import nth_prime
+
+pytestmark = pytest.mark.slow
+
+HOSTS = ["client-1", "client-2", "client-3", "proxy", "server-1", "server-2"]
+RECEIVED = re.compile(r"^\[client\] Received (\d+)(?:st|nd|rd|th) prime = (\d+)$")
+
+
+def run_up(tmp_path: Path, ports, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "otelzmq",
+            "up",
+            "--out",
+            str(tmp_path / "out"),
+            *port_flags(ports),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=host_environment(),
+        cwd=tmp_path,
+    )
+
+
+def test_default_run_answers_every_request(tmp_path: Path, ports) -> None:
+    result = run_up(tmp_path, ports)
+
+    assert result.returncode == 0, result.stderr
+    assert "All 30 answers received" in result.stderr
+    output = tmp_path / "out" / "output"
+    assert sorted(p.name for p in output.iterdir()) == HOSTS
+    for client in HOSTS[:3]:
+        lines = (output / client / "output.log").read_text().splitlines()
+        answers = [RECEIVED.match(line) for line in lines]
+        received = [(int(m[1]), int(m[2])) for m in answers if m]
+        assert received == [(n, nth_prime(n)) for n in default_sequence(10)]
+        assert "[client] Requesting nth=1001" in lines
+    proxy_log = (output / "proxy" / "output.log").read_text()
+    assert "[proxy ] Binding proxy to frontend..." in proxy_log
+    assert len(re.findall(r"Client client-\d connected", proxy_log)) == 3
+    for server in HOSTS[4:]:
+        assert (
+            "[server] Received kill signal"
+            in (output / server / "output.log").read_text()
+        )
+
+
+def test_scaled_run(tmp_path: Path, ports) -> None:
+    result = run_up(
+        tmp_path,
+        ports,
+        *("--clients", "4", "--servers", "1", "--workers", "3", "--requests", "2"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "All 8 answers received" in result.stderr
+    names = sorted(p.name for p in (tmp_path / "out" / "output").iterdir())
+    assert names == [f"client-{i}" for i in range(1, 5)] + ["proxy", "server-1"]
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path, ports) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports.backend))
+        squatter.listen()
+        result = run_up(tmp_path, ports)
+
+    assert result.returncode != 0
+    assert f"port {ports.backend} (backend) is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
