@@ -177,7 +177,12 @@ def test_exporter_names_are_registered_entry_points(
         registered = {ep.name for ep in importlib.metadata.entry_points(group=group)}
         for host in TOPOLOGY:
             names = services[host]["environment"][variable].split(",")
-            assert set(names) <= registered | {"none"}, (host, variable)
+            # otelzmq.telemetry maps "otlp" to the entry point of
+            # OTEL_EXPORTER_OTLP_PROTOCOL, as the SDK's own configuration does.
+            assert set(names) <= registered | {"none", "otlp"}, (host, variable)
+            if "otlp" in names:
+                protocol = services[host]["environment"]["OTEL_EXPORTER_OTLP_PROTOCOL"]
+                assert {"grpc": "otlp_proto_grpc"}[protocol] in registered
 
 
 _PARSE_SNIPPET = """
