@@ -23,8 +23,9 @@ DEFAULT_BACKEND_PORT = 5560
 DEFAULT_CONNECTOR_PORT = 5561
 DEFAULT_TERMINATOR_PORT = 5562
 
-#: Largest n a server accepts. p(10,000,000) = 179,424,673 takes about two
-#: seconds to sieve; larger values would let one request stall a worker.
+#: Largest n a server accepts. p(10,000,000) = 179,424,673 takes about a
+#: second and 90 MB to sieve; larger values would let one request stall a
+#: worker for longer than a client waits for its reply.
 DEFAULT_MAX_NTH = 10_000_000
 
 #: Largest ZeroMQ message a host accepts (``ZMQ_MAXMSGSIZE``). A peer that
