@@ -105,3 +105,16 @@ def test_waterfall_marks_missing_parents() -> None:
     (trace,) = analyze(spans).traces.values()
     text = render_waterfall(trace, style=Style())
     assert "get-nth-prime-response (parent missing)" in text
+
+
+def test_long_problem_lists_are_cut(recorder: Recorder) -> None:
+    start = T0
+    for _ in range(25):
+        start = recorder.request(start, failed_attempts=1) + MS
+    report = analyze(recorder.spans())
+
+    text = render_report(report, sources=["out"], style=Style())
+
+    assert "Retried requests (25)  first 20 listed; --json lists all" in text
+    section = text.split("Retried requests (25)")[1].split("\n\n")[0]
+    assert len(section.splitlines()) == 1 + 1 + 20  # heading, titles, rows

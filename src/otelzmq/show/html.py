@@ -149,7 +149,7 @@ def waterfall_svg(trace: Trace, colours: dict[str, str], *, width: int = 900) ->
         x = label_width + (span.start_ns - start) / total * plot
         bar = max(span.duration_ns / total * plot, 1.0)
         fill = ERROR_COLOUR if span.is_error else colours.get(span.host, PALETTE[0])
-        label = f"{span.host}: {span.name}"
+        label = _fit(f"{span.host}: {span.name}", (label_width - 8) // 6 - depth * 2)
         tip = (
             f"{span.name} on {span.host}: starts at "
             f"{format_ms(span.start_ns - start)} ms, lasts "
@@ -165,6 +165,12 @@ def waterfall_svg(trace: Trace, colours: dict[str, str], *, width: int = 900) ->
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _fit(text: str, width: int) -> str:
+    """Shorten ``text`` to ``width`` characters, marking the cut."""
+    width = max(width, 8)
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 def _latency_rows(latencies: Sequence[Latency]) -> list[list[object]]:

@@ -22,6 +22,9 @@ from otelzmq.show.model import ATTEMPT_NAME, Trace
 #: Characters of the timeline column in a waterfall.
 BAR_WIDTH = 40
 
+#: Rows listed per table of errors, retries or incomplete traces.
+MAX_ROWS = 20
+
 #: Hex digits of a trace id shown in tables (``--trace`` takes a prefix).
 SHORT_ID = 16
 
@@ -177,13 +180,21 @@ def _offset_text(clock: ClockReport, host: str) -> str:
     return f"{text} (corrected)" if offset.applied else f"~{text}"
 
 
+def _limited(title: str, count: int, style: Style) -> list[str]:
+    """A section heading; says when only the first rows are listed."""
+    heading = style.heading(f"{title} ({count})")
+    if count > MAX_ROWS:
+        heading += style.dim(f"  first {MAX_ROWS} listed; --json lists all")
+    return ["", heading]
+
+
 def _problem_lines(report: Report, style: Style) -> list[str]:
     lines: list[str] = []
     if report.errors:
-        lines += ["", style.heading(f"Errors ({len(report.errors)})")]
+        lines += _limited("Errors", len(report.errors), style)
         rows = [
             (_short(s.trace_id), s.host, s.name, s.status_message or "(no reason)")
-            for s in report.errors
+            for s in report.errors[:MAX_ROWS]
         ]
         lines += [
             style.error(line) if index else line
@@ -192,7 +203,7 @@ def _problem_lines(report: Report, style: Style) -> list[str]:
             )
         ]
     if report.retries:
-        lines += ["", style.heading(f"Retried requests ({len(report.retries)})")]
+        lines += _limited("Retried requests", len(report.retries), style)
         rows = [
             (
                 _short(r.trace_id),
@@ -200,11 +211,11 @@ def _problem_lines(report: Report, style: Style) -> list[str]:
                 r.attempts,
                 "answered" if r.succeeded else "gave up",
             )
-            for r in report.retries
+            for r in report.retries[:MAX_ROWS]
         ]
         lines += table(("TRACE", "NTH", "ATTEMPTS", "RESULT"), rows, right=(1, 2))
     if report.incomplete:
-        lines += ["", style.heading(f"Incomplete traces ({len(report.incomplete)})")]
+        lines += _limited("Incomplete traces", len(report.incomplete), style)
         rows = [
             (
                 _short(i.trace_id),
@@ -213,7 +224,7 @@ def _problem_lines(report: Report, style: Style) -> list[str]:
                 i.orphans,
                 ", ".join(i.hosts),
             )
-            for i in report.incomplete
+            for i in report.incomplete[:MAX_ROWS]
         ]
         lines += table(
             ("TRACE", "MISSING FROM", "MISSING SPANS", "ORPHANS", "HOSTS SEEN"),
