@@ -430,6 +430,14 @@ _BASES = {
 _Scalar = int | str | bool
 
 
+class _Attributes(dict):
+    """The attributes of a block, remembering the line of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[str, int] = {}
+
+
 class _Parser:
     """Recursive-descent parser over the token list of one metadata text."""
 
@@ -450,6 +458,12 @@ class _Parser:
     def error(self, message: str, token: _Token | None = None) -> MetadataError:
         token = token or self.peek()
         return MetadataError(message, path=self.path, line=token.line)
+
+    def error_at(self, attrs: Any, key: str, message: str) -> MetadataError:
+        """An error on the line where attribute ``key`` was set."""
+        lines = getattr(attrs, "lines", {})
+        line = lines.get(key, self.tokens[max(self.pos - 1, 0)].line)
+        return MetadataError(message, path=self.path, line=line)
 
     def peek(self, ahead: int = 0) -> _Token:
         return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
@@ -524,10 +538,10 @@ class _Parser:
             raise self.error(f"unexpected {word!r} at top level")
         self.accept(";")
 
-    def block_attributes(self) -> dict[str, Any]:
+    def block_attributes(self) -> _Attributes:
         """Parse ``{ key = value; key := type; ... }`` into a dict."""
         self.expect("{")
-        attributes: dict[str, Any] = {}
+        attributes = _Attributes()
         while not self.accept("}"):
             if self.at("typealias"):
                 self.typealias()
@@ -535,7 +549,9 @@ class _Parser:
             if self.at("typedef"):
                 self.typedef()
                 continue
+            attributes.lines[self.peek().text] = self.peek().line
             key = self.dotted_name()
+            attributes.lines[key] = attributes.lines.pop(key.split(".")[0])
             if self.accept(":="):
                 attributes[key] = self.type_specifier()
             elif self.accept("="):
@@ -584,17 +600,19 @@ class _Parser:
         self.meta.minor = int(attrs.get("minor", 8))
         order = attrs.get("byte_order", "le")
         if order not in ("le", "be", "little_endian", "big_endian", "network"):
-            raise self.error(f"trace byte_order must be le or be, not {order!r}")
+            raise self.error_at(
+                attrs, "byte_order", f"trace byte_order must be le or be, not {order!r}"
+            )
         self.meta.byte_order = _BYTE_ORDERS[order] or "le"
         uuid = attrs.get("uuid")
         if uuid is not None:
             try:
                 self.meta.uuid = bytes.fromhex(str(uuid).replace("-", ""))
             except ValueError:
-                raise self.error(f"bad trace uuid {uuid!r}") from None
+                raise self.error_at(attrs, "uuid", f"bad trace uuid {uuid!r}") from None
         header = attrs.get("packet.header")
         if header is not None:
-            self.meta.packet_header = self.as_struct(header, "packet.header")
+            self.meta.packet_header = self.as_struct(header, "packet.header", attrs)
 
     def clock_block(self, attrs: dict[str, Any], token: _Token) -> None:
         name = attrs.get("name")
@@ -605,10 +623,12 @@ class _Parser:
             if key in attrs:
                 value = attrs[key]
                 if not isinstance(value, int):
-                    raise self.error(f"clock {key} must be an integer", token)
+                    raise self.error_at(attrs, key, f"clock {key} must be an integer")
                 setattr(clock, key, value)
         if clock.freq <= 0:
-            raise self.error(f"clock {name} has frequency {clock.freq}", token)
+            raise self.error_at(
+                attrs, "freq", f"clock {name} has frequency {clock.freq}"
+            )
         clock.uuid = attrs.get("uuid")
         clock.description = attrs.get("description")
         clock.absolute = str(attrs.get("absolute", "false")).lower() in ("true", "1")
@@ -617,7 +637,7 @@ class _Parser:
     def stream_block(self, attrs: dict[str, Any], token: _Token) -> None:
         stream_id = attrs.get("id", 0)
         if not isinstance(stream_id, int):
-            raise self.error("stream id must be an integer", token)
+            raise self.error_at(attrs, "id", "stream id must be an integer")
         if stream_id in self.meta.streams:
             raise self.error(f"stream {stream_id} declared twice", token)
         stream = StreamClass(id=stream_id)
@@ -627,7 +647,7 @@ class _Parser:
             ("event.context", "event_context"),
         ):
             if key in attrs:
-                setattr(stream, slot, self.as_struct(attrs[key], key))
+                setattr(stream, slot, self.as_struct(attrs[key], key, attrs))
         self.meta.streams[stream_id] = stream
 
     def event_block(self, attrs: dict[str, Any], token: _Token) -> None:
@@ -635,12 +655,12 @@ class _Parser:
         event_id = attrs.get("id", 0)
         stream_id = attrs.get("stream_id", 0)
         if not isinstance(event_id, int) or not isinstance(stream_id, int):
-            raise self.error("event id and stream_id must be integers", token)
+            raise self.error_at(attrs, "id", "event id and stream_id must be integers")
         event = EventClass(id=event_id, name=str(name), stream_id=stream_id)
         if "context" in attrs:
-            event.context = self.as_struct(attrs["context"], "context")
+            event.context = self.as_struct(attrs["context"], "context", attrs)
         if "fields" in attrs:
-            event.fields = self.as_struct(attrs["fields"], "fields")
+            event.fields = self.as_struct(attrs["fields"], "fields", attrs)
         event.attributes = {
             key: value
             for key, value in attrs.items()
@@ -648,9 +668,9 @@ class _Parser:
         }
         self.events.append(event)
 
-    def as_struct(self, ctf_type: Any, key: str) -> StructType:
+    def as_struct(self, ctf_type: Any, key: str, attrs: Any = None) -> StructType:
         if not isinstance(ctf_type, StructType):
-            raise self.error(f"{key} must be a structure")
+            raise self.error_at(attrs, key, f"{key} must be a structure")
         return ctf_type
 
     def finish(self) -> Metadata:
@@ -753,18 +773,22 @@ class _Parser:
     def integer_type(self, attrs: dict[str, Any]) -> IntegerType:
         size = attrs.get("size")
         if not isinstance(size, int) or not 1 <= size <= 64:
-            raise self.error(f"integer size must be 1 to 64 bits, not {size!r}")
+            raise self.error_at(
+                attrs, "size", f"integer size must be 1 to 64 bits, not {size!r}"
+            )
         align = attrs.get("align", 8 if size % 8 == 0 else 1)
         if not isinstance(align, int) or align <= 0 or align & (align - 1):
-            raise self.error(f"integer align must be a power of two, not {align!r}")
+            raise self.error_at(
+                attrs, "align", f"integer align must be a power of two, not {align!r}"
+            )
         signed = attrs.get("signed", False)
         order = attrs.get("byte_order", "native")
         if order not in _BYTE_ORDERS:
-            raise self.error(f"unknown byte_order {order!r}")
+            raise self.error_at(attrs, "byte_order", f"unknown byte_order {order!r}")
         base = attrs.get("base", 10)
         if isinstance(base, str):
             if base not in _BASES:
-                raise self.error(f"unknown integer base {base!r}")
+                raise self.error_at(attrs, "base", f"unknown integer base {base!r}")
             base = _BASES[base]
         clock = None
         mapped = attrs.get("map")
@@ -791,7 +815,7 @@ class _Parser:
             )
         order = attrs.get("byte_order", "native")
         if order not in _BYTE_ORDERS:
-            raise self.error(f"unknown byte_order {order!r}")
+            raise self.error_at(attrs, "byte_order", f"unknown byte_order {order!r}")
         return FloatType(
             exp_dig=int(exp_dig),
             mant_dig=int(mant_dig),
