@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 #: Where ``otelzmq up`` writes its recording.
 DEFAULT_PATH = "out"
 
-#: Slow traces drawn in the HTML page when ``--slowest`` is not given.
-DEFAULT_HTML_SLOWEST = 5
+#: Slow traces drawn in the HTML page and listed in JSON when ``--slowest``
+#: is not given.
+DEFAULT_SLOWEST = 5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.html:
         slow = report.slowest(
-            args.slowest if args.slowest is not None else DEFAULT_HTML_SLOWEST
+            args.slowest if args.slowest is not None else DEFAULT_SLOWEST
         )
         extra = [t for t in chosen if t not in slow]
         page = html.render_html(report, sources=paths, traces=slow + extra)
@@ -187,21 +188,38 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         summary = jsonview.report_to_dict(
-            report, sources=paths, slowest=args.slowest or 5
+            report,
+            sources=paths,
+            slowest=args.slowest if args.slowest is not None else DEFAULT_SLOWEST,
         )
         if chosen:
             summary["waterfalls"] = [_waterfall_json(trace) for trace in chosen]
-        json.dump(summary, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-        return 0
+        return _emit(json.dumps(summary, indent=2, default=str) + "\n")
 
     style = text.Style.for_stream(sys.stdout)
+    parts = []
     if not args.trace:
-        sys.stdout.write(text.render_report(report, sources=paths, style=style))
+        parts.append(text.render_report(report, sources=paths, style=style))
     corrected = report.clock.skew_detected
     for trace in chosen:
-        sys.stdout.write("\n")
-        sys.stdout.write(text.render_waterfall(trace, style=style, corrected=corrected))
+        parts.append(
+            "\n" + text.render_waterfall(trace, style=style, corrected=corrected)
+        )
     if args.trace and report.clock.skew_detected:
-        sys.stdout.write("\n" + text.clock_note(report.clock) + "\n")
+        parts.append("\n" + text.clock_note(report.clock) + "\n")
+    return _emit("".join(parts))
+
+
+def _emit(output: str) -> int:
+    """Write ``output`` to stdout; a reader that went away is not an error."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    output = output.encode(encoding, "replace").decode(encoding)
+    try:
+        sys.stdout.write(output)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # ``otelzmq show | head``: silence the flush at exit as well.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0
