@@ -27,6 +27,8 @@ Example, in any pyzmq code::
     ):
         ...
 
+``examples/traced_pair.py`` is the same as a program to run.
+
 Extraction never raises: a missing, oversized or malformed frame gives back
 the caller's context unchanged, so the receiver's span simply starts a new
 trace.
