@@ -108,6 +108,7 @@ class Launcher:
         self.hosts: dict[str, Host] = {}
         self._status = status if status is not None else sys.stderr
         self._live = self._status.isatty()
+        self._reported: set[str] = set()
         self._started = time.monotonic()
 
     def run(self) -> int:
@@ -253,18 +254,27 @@ class Launcher:
                 )
 
     def _show_status(self, clients: list[Host]) -> None:
-        answers = sum(_count_answers(host.log_path) for host in clients)
-        done = sum(host.process.poll() is not None for host in clients)
+        """Redraw the status line on a terminal; elsewhere, log milestones."""
+        counts = {host.name: _count_answers(host.log_path) for host in clients}
+        finished = [host.name for host in clients if host.process.poll() is not None]
+        if not self._live:
+            for name in finished:
+                if name not in self._reported:
+                    self._reported.add(name)
+                    self._report(
+                        f"{name} done: {counts[name]}/{self.plan.requests} answers"
+                    )
+            return
         total = self.plan.clients * self.plan.requests
         elapsed = time.monotonic() - self._started
         line = (
-            f"up: {answers}/{total} answers, {done}/{len(clients)} clients done, "
+            f"up: {sum(counts.values())}/{total} answers, "
+            f"{len(finished)}/{len(clients)} clients done, "
             f"{self.plan.servers} servers x {self.plan.workers} workers, "
             f"{elapsed:.1f} s"
         )
-        if self._live:
-            self._status.write("\r" + line + "\x1b[K")
-            self._status.flush()
+        self._status.write("\r" + line + "\x1b[K")
+        self._status.flush()
 
     def _clear_status(self) -> None:
         if self._live:
