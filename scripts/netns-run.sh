@@ -121,7 +121,10 @@ created=()
 # shellcheck disable=SC2317
 cleanup() {
     local status=$? name
-    trap - EXIT INT TERM
+    trap - EXIT HUP INT TERM
+    # Keep going whatever fails here (stderr may be gone, a host may already
+    # have exited): everything below must run.
+    set +e
     for name in "${!pid[@]}"; do
         if kill -0 "${pid[$name]}" 2>/dev/null; then
             echo "netns-run: stopping $name" >&2
@@ -145,8 +148,12 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# A closed stderr (the caller went away) must not kill the script before it
+# cleans up: writes then fail with an error instead.
+trap '' PIPE
 
 in_ns() {
     local ns=$1

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ CLIENTS = ("client-1", "client-2", "client-3")
 SERVERS = ("server-1", "server-2")
 
 pytestmark = pytest.mark.slow
+
+Runner = Callable[..., "subprocess.Popen[str]"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,13 +72,27 @@ def netns_id() -> Iterator[str]:
         subprocess.run(["ip", "netns", "delete", leftover], check=False)
 
 
-def netns_run(out: Path, run: str, *arguments: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(SCRIPT), "--out", str(out), "--id", run, "--otelzmq", OTELZMQ, *arguments],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@pytest.fixture
+def netns_run(netns_id: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start the script; whatever a test leaves running is stopped after it."""
+    started: list[subprocess.Popen[str]] = []
+
+    def run(out: Path, *arguments: str) -> subprocess.Popen[str]:
+        command = [str(SCRIPT), "--out", str(out), "--id", netns_id]
+        process = subprocess.Popen(
+            [*command, "--otelzmq", OTELZMQ, *arguments],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            process.communicate(timeout=60)
 
 
 def read_hosts(out: Path) -> dict[str, str]:
@@ -110,9 +126,9 @@ def recorded_spans(out: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
 
 
 def test_every_answer_crosses_real_links_between_namespaces(
-    tmp_path: Path, netns_id: str
+    tmp_path: Path, netns_id: str, netns_run: Runner
 ) -> None:
-    process = netns_run(tmp_path, netns_id, "--timeout", "120")
+    process = netns_run(tmp_path, "--timeout", "120")
     _, stderr = process.communicate(timeout=180)
 
     assert process.returncode == 0, stderr
@@ -157,9 +173,11 @@ def test_every_answer_crosses_real_links_between_namespaces(
     assert from_servers == {hosts[server] for server in SERVERS}
 
 
-def test_a_failing_run_reports_and_cleans_up(tmp_path: Path, netns_id: str) -> None:
+def test_a_failing_run_reports_and_cleans_up(
+    tmp_path: Path, netns_id: str, netns_run: Runner
+) -> None:
     # Every host rejects the unknown flag, so the proxy never listens.
-    process = netns_run(tmp_path, netns_id, "--timeout", "60", "--", "--no-such-flag")
+    process = netns_run(tmp_path, "--timeout", "60", "--", "--no-such-flag")
     _, stderr = process.communicate(timeout=120)
 
     assert process.returncode == 1
@@ -170,10 +188,10 @@ def test_a_failing_run_reports_and_cleans_up(tmp_path: Path, netns_id: str) -> N
 
 
 def test_an_interrupted_run_stops_its_hosts_and_cleans_up(
-    tmp_path: Path, netns_id: str
+    tmp_path: Path, netns_id: str, netns_run: Runner
 ) -> None:
     # A long run: the client asks for a thousand growing primes.
-    process = netns_run(tmp_path, netns_id, "--clients", "1", "--requests", "1000")
+    process = netns_run(tmp_path, "--clients", "1", "--requests", "1000")
     assert process.stderr is not None
     started: dict[str, int] = {}
     for line in process.stderr:
@@ -206,3 +224,21 @@ def pid_alive(pid: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_caller_going_away_still_leaves_nothing_behind(
+    tmp_path: Path, netns_id: str, netns_run: Runner
+) -> None:
+    process = netns_run(tmp_path, "--clients", "1", "--requests", "1000")
+    assert process.stderr is not None
+    first = process.stderr.readline()
+    match = re.match(r"netns-run: started proxy at \S+ \(pid (\d+)\)", first)
+    assert match, first
+
+    # Nobody reads the script's diagnostics any more.
+    process.stderr.close()
+    process.wait(timeout=60)
+
+    assert process.returncode != 0
+    assert namespaces_named(netns_id) == []
+    assert not pid_alive(int(match.group(1)))
