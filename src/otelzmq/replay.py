@@ -85,6 +85,9 @@ MAX_CONSECUTIVE_FAILURES = 2
 
 PROTOCOLS = ("grpc", "http/protobuf")
 
+#: Errors quoted in the summary (all are logged).
+MAX_REPORTED_ERRORS = 10
+
 _PROGRESS_INTERVAL = 0.25
 
 _REQUEST_CLASSES: dict[str, tuple[type, str]] = {
@@ -204,11 +207,30 @@ class ReplaySummary:
 
 
 class Sender(Protocol):
-    """Sends one export request; returns False once retries are exhausted."""
+    """Sends one export request; returns False once retries are exhausted.
+
+    ``last_error`` describes the latest failure, for the summary.
+    """
+
+    last_error: str | None
 
     def send(self, signal: str, request: Any) -> bool: ...
 
     def shutdown(self) -> None: ...
+
+
+class _LastError(logging.Handler):
+    """Remembers the last error an exporter logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call must not break us
+            self.message = str(record.msg)
 
 
 def _grpc_exporter_classes() -> dict[str, type]:
@@ -271,12 +293,25 @@ class GrpcSender:
             signal: cls(endpoint=endpoint) if endpoint else cls()
             for signal, cls in classes.items()
         }
+        self.last_error: str | None = None
+        # The exporter logs why it gave up but returns only FAILURE: keep
+        # the message for the summary.
+        self._errors = _LastError()
+        self._exporter_logger = logging.getLogger(
+            "opentelemetry.exporter.otlp.proto.grpc.exporter"
+        )
+        self._exporter_logger.addHandler(self._errors)
 
     def send(self, signal: str, request: Any) -> bool:
+        self._errors.message = None
         result = self._exporters[signal]._export(request)
-        return getattr(result, "name", "") == "SUCCESS"
+        if getattr(result, "name", "") == "SUCCESS":
+            return True
+        self.last_error = self._errors.message or "export failed"
+        return False
 
     def shutdown(self) -> None:
+        self._exporter_logger.removeHandler(self._errors)
         for exporter in self._exporters.values():
             try:
                 exporter.shutdown()
@@ -326,10 +361,19 @@ class HttpSender:
                 )
             self._exporters[signal] = exporter
             self._clients[signal] = client
+        self.last_error: str | None = None
 
     def send(self, signal: str, request: Any) -> bool:
+        url = getattr(self._clients[signal], "_endpoint", signal)
         result = self._clients[signal].export(request.SerializeToString())
-        return bool(getattr(result, "success", False))
+        if getattr(result, "success", False):
+            return True
+        status = getattr(result, "status_code", None)
+        reason = getattr(result, "reason", None) or getattr(result, "error", None)
+        self.last_error = f"POST {url}: " + (
+            f"HTTP {status} {reason or ''}".strip() if status else str(reason)
+        )
+        return False
 
     def shutdown(self) -> None:
         for exporter in self._exporters.values():
@@ -361,8 +405,10 @@ class _Batcher:
         sender: Sender | None,
         max_resources: int,
         max_bytes: int,
+        report: Callable[[str], None],
     ):
         self.signal = signal
+        self.report = report
         self.request_class, self.field_name = _REQUEST_CLASSES[signal]
         self.counts = counts
         self.sender = sender
@@ -412,6 +458,8 @@ class _Batcher:
         self.counts.failed_items += items
         self.counts.failed_requests += 1
         self.failures_in_row += 1
+        reason = getattr(self.sender, "last_error", None) or "export failed"
+        self.report(f"sending {self.signal} failed: {reason}")
         if self.failures_in_row == MAX_CONSECUTIVE_FAILURES:
             logger.error(
                 "%d %s requests failed in a row; not sending the remaining %s",
@@ -455,13 +503,16 @@ def replay(
     summary = ReplaySummary(dry_run=sender is None)
     summary.traces = len(find_traces(paths))
 
+    def note(message: str) -> None:
+        if len(summary.errors) < MAX_REPORTED_ERRORS:
+            summary.errors.append(message)
+
     def on_error(error: Exception) -> None:
         if isinstance(error, UndecodablePayloadError):
             summary.undecodable += 1
         else:
             summary.damaged += 1
-        if len(summary.errors) < 10:
-            summary.errors.append(str(error))
+        note(str(error))
         logger.warning("Skipping: %s", error)
 
     batchers = {
@@ -471,6 +522,7 @@ def replay(
             sender,
             max_batch_resources,
             max_batch_bytes,
+            note,
         )
         for signal in SIGNALS
     }
