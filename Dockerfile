@@ -59,4 +59,4 @@ USER ${OTELZMQ_UID}:${OTELZMQ_GID}
 WORKDIR /home/otelzmq
 
 ENTRYPOINT ["otelzmq"]
-CMD ["up"]
+CMD ["up", "--out", "/out"]

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import sys
 from typing import Any
 
 import pytest
 import yaml
 
-from .helpers import COMPOSE_FILE, REPO
-
-#: Variables the compose file interpolates; the tests resolve it without them
-#: so a developer's shell or .env file cannot change the outcome.
-_INTERPOLATED_PREFIXES = ("OTELZMQ_", "OTEL_", "COMPOSE_")
-
-ComposeConfig = Callable[..., dict[str, Any]]
-
-
-def clean_environment() -> dict[str, str]:
-    """Return os.environ without the variables the compose file reads."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(_INTERPOLATED_PREFIXES)
-    }
+from .helpers import COMPOSE_FILE, REPO, ComposeConfig, clean_environment
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +68,17 @@ def compose_config(
 def compose_source() -> dict[str, Any]:
     """docker-compose.yml as written (profiles, anchors already merged)."""
     return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def cli_available() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "from otelzmq.cli import build_parser; build_parser()"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if probe.returncode != 0:
+        last = probe.stderr.strip().splitlines()[-1:] or ["unknown error"]
+        pytest.skip(f"the otelzmq sub-commands do not load yet: {last[0]}")

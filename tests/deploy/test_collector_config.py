@@ -11,8 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import ComposeConfig
-from .helpers import DEPLOY
+from .helpers import DEPLOY, ComposeConfig
 
 COLLECTOR_CONFIG = DEPLOY / "otel-collector.yaml"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus.yml"

@@ -8,18 +8,22 @@ otelzmq command line itself.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import subprocess
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from .conftest import ComposeConfig, clean_environment
-from .helpers import COMPOSE_FILE, DEPLOY, REPO
+from .helpers import (
+    COMPOSE_FILE,
+    DEPLOY,
+    REPO,
+    ComposeConfig,
+    clean_environment,
+    parse_like_the_container,
+)
 
 TOPOLOGY = ("proxy", "server-1", "server-2", "client-1", "client-2", "client-3")
 CLIENTS = ("client-1", "client-2", "client-3")
@@ -183,46 +187,6 @@ def test_exporter_names_are_registered_entry_points(
             if "otlp" in names:
                 protocol = services[host]["environment"]["OTEL_EXPORTER_OTLP_PROTOCOL"]
                 assert {"grpc": "otlp_proto_grpc"}[protocol] in registered
-
-
-_PARSE_SNIPPET = """
-import json, sys
-from otelzmq.cli import build_parser
-args = build_parser().parse_args(json.loads(sys.argv[1]))
-print(json.dumps({k: v for k, v in vars(args).items() if k != "run"}, default=str))
-"""
-
-
-def parse_like_the_container(
-    command: list[str], environment: dict[str, str]
-) -> dict[str, Any]:
-    """Parse ``command`` with the otelzmq CLI under ``environment``."""
-    env = clean_environment() | {k: str(v) for k, v in environment.items()}
-    result = subprocess.run(
-        [sys.executable, "-c", _PARSE_SNIPPET, json.dumps(command)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def cli_available() -> None:
-    probe = subprocess.run(
-        [sys.executable, "-c", "from otelzmq.cli import build_parser; build_parser()"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if probe.returncode != 0:
-        last = probe.stderr.strip().splitlines()[-1:] or ["unknown error"]
-        pytest.skip(f"the otelzmq sub-commands do not load yet: {last[0]}")
 
 
 @pytest.mark.usefixtures("cli_available")

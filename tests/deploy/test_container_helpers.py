@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import clean_environment
-from .helpers import DEPLOY, free_port
+from .helpers import DEPLOY, clean_environment, free_port
 
 WRAPPER = DEPLOY / "with-output-log.sh"
 PORT_VARIABLES = (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO
+from .helpers import REPO, parse_like_the_container
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -230,3 +230,27 @@ def test_builder_stage_command_builds_the_project_wheel(tmp_path: Path) -> None:
         names = archive.namelist()
     assert "otelzmq/cli.py" in names
     assert any(name.endswith("entry_points.txt") for name in names)
+
+
+def stage_environment(stage: Stage) -> dict[str, str]:
+    """The ``ENV key=value`` pairs a stage sets."""
+    environment: dict[str, str] = {}
+    for text in stage.arguments("ENV"):
+        for pair in shlex.split(text):
+            key, _, value = pair.partition("=")
+            environment[key] = value
+    return environment
+
+
+@pytest.mark.usefixtures("cli_available")
+def test_default_command_writes_where_the_image_expects(stages: list[Stage]) -> None:
+    final = stages[-1]
+    environment = stage_environment(final)
+    assert environment["OTELZMQ_OUT"] == "/out"
+    command = json.loads(final.arguments("CMD")[-1])
+
+    args = parse_like_the_container(command, environment)
+
+    assert args["out"] == environment["OTELZMQ_OUT"]
+    runs = " ".join(final.arguments("RUN"))
+    assert "chown otelzmq:otelzmq /out" in runs

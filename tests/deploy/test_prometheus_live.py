@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import clean_environment
-from .helpers import free_port
+from .helpers import clean_environment, free_port
 
 pytestmark = pytest.mark.slow
 
