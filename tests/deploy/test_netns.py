@@ -154,7 +154,9 @@ def test_every_answer_crosses_real_links_between_namespaces(
         attempts = [a for name, a in spans[client] if name == "get-nth-prime-attempt"]
         assert len(attempts) >= 10
         assert {a["server.address"] for a in attempts} == {proxy}
-        assert {a["network.peer.address"] for a in attempts} == {proxy}
+        answered = [a for a in attempts if "network.peer.address" in a]
+        assert len(answered) >= 10
+        assert {a["network.peer.address"] for a in answered} == {proxy}
 
     # The proxy saw each request come from its client's address and each
     # answer from a server's address.
