@@ -29,6 +29,7 @@ __all__ = [
     "Record",
     "UndecodablePayloadError",
     "read_recording",
+    "read_recording_payloads",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,32 @@ def read_recording(
         TraceNotFoundError: a path does not exist or holds no trace.
         ValueError: an unknown signal name.
     """
+    pairs = read_recording_payloads(
+        paths,
+        hosts=hosts,
+        signals=signals,
+        strict=strict,
+        on_error=on_error,
+        stats=stats,
+    )
+    return (record for record, _payload in pairs)
+
+
+def read_recording_payloads(
+    paths: str | os.PathLike[str] | Iterable[Any],
+    *,
+    hosts: Iterable[str] | None = None,
+    signals: Iterable[str] | None = None,
+    strict: bool = False,
+    on_error: ErrorCallback | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[tuple[Record, bytes]]:
+    """Like :func:`read_recording`, with each record's serialized payload.
+
+    The payload is the exact protobuf the host recorded, which lets the
+    replayer forward it without serializing the message again. Arguments
+    and errors are those of :func:`read_recording`.
+    """
     wanted_hosts = set(hosts) if hosts is not None else None
     wanted_signals = set(signals) if signals is not None else set(SIGNALS)
     unknown = wanted_signals - set(SIGNALS)
@@ -154,7 +181,7 @@ def _records(
     classes: dict[str, tuple[str, str, type]],
     strict: bool,
     report: ErrorCallback,
-) -> Iterator[Record]:
+) -> Iterator[tuple[Record, bytes]]:
     hosts_by_trace: dict[str, str] = {}
     for event in events:
         entry = classes.get(event.name)
@@ -181,4 +208,5 @@ def _records(
         host = hosts_by_trace.get(event.trace_path)
         if host is None:
             host = hosts_by_trace[event.trace_path] = trace_host(event.trace_path)
-        yield Record(host, signal, event.timestamp_ns, event.vtid, message)
+        record = Record(host, signal, event.timestamp_ns, event.vtid, message)
+        yield record, payload

@@ -6,25 +6,35 @@ into export requests (many resources per request, up to
 :data:`DEFAULT_MAX_BATCH_RESOURCES` or :data:`DEFAULT_MAX_BATCH_BYTES`) and
 sending each request once, with the original timestamps, ids and resources.
 
+Each resource goes out as the very bytes the host recorded: a request is
+the concatenation of its resources framed as protobuf field 1, which is how
+``ExportTraceServiceRequest``, ``ExportMetricsServiceRequest`` and
+``ExportLogsServiceRequest`` hold them. Nothing is re-encoded, so what the
+receiver gets is exactly what was recorded, and a replay costs little more
+than reading the trace. Requests go out from one background thread while
+the next batch is read.
+
 Sending reuses the OpenTelemetry SDK's OTLP exporters, so that every
 ``OTEL_EXPORTER_OTLP_*`` variable and its per-signal variant (endpoint,
 headers, certificates, insecure, compression, timeout) and the exporters'
 retry policy (exponential backoff on UNAVAILABLE and the other transient
 gRPC codes, on HTTP 429/502/503/504 and on connection errors, honouring
-``Retry-After``) behave exactly as for a live application:
+``RetryInfo`` and ``Retry-After``) behave exactly as for a live
+application:
 
-* gRPC: subclasses of the gRPC exporters whose ``_translate_data`` returns
-  the already-built request, so the exporter's ``_export`` (channel,
-  credentials, retries) sends it unchanged.
+* gRPC: subclasses of the gRPC exporters keep the exporter's channel
+  (credentials, compression, options) but give it a stub whose ``Export``
+  takes serialized bytes, and make ``_translate_data`` pass the request
+  through, so the exporter's ``_export`` (deadline, retries, reconnection)
+  sends it unchanged.
 * HTTP: the HTTP exporters of opentelemetry-exporter-otlp-proto-http 1.45
   keep their transport, headers, compression and retries in an internal
-  client with an ``export(bytes)`` method; we hand it the serialized
-  request. Its presence is checked when the sender is built, so an
-  incompatible exporter version fails at once with a clear message instead
-  of losing data.
+  client with an ``export(bytes)`` method; we hand it the request.
 
-Both rely on a private method or attribute of the exporters, a conscious
-trade against re-implementing the OTLP configuration rules.
+Both rely on private methods or attributes of the exporters, a conscious
+trade against re-implementing the OTLP configuration rules. Their presence
+is checked when a sender is built, so an incompatible exporter version
+fails at once with a clear message instead of losing data.
 """
 
 from __future__ import annotations
@@ -32,28 +42,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-    ExportLogsServiceRequest,
-)
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-)
-
 from otelzmq.ctf.reader import CtfError, ReadStats, TraceNotFoundError, find_traces
 from otelzmq.recording import (
     SIGNALS,
-    Record,
     UndecodablePayloadError,
-    read_recording,
+    read_recording_payloads,
 )
 
 __all__ = [
@@ -90,11 +91,6 @@ MAX_REPORTED_ERRORS = 10
 
 _PROGRESS_INTERVAL = 0.25
 
-_REQUEST_CLASSES: dict[str, tuple[type, str]] = {
-    "spans": (ExportTraceServiceRequest, "resource_spans"),
-    "metrics": (ExportMetricsServiceRequest, "resource_metrics"),
-    "logs": (ExportLogsServiceRequest, "resource_logs"),
-}
 
 _ITEM_NAMES = {"spans": "spans", "metrics": "metric data points", "logs": "log records"}
 
@@ -207,14 +203,14 @@ class ReplaySummary:
 
 
 class Sender(Protocol):
-    """Sends one export request; returns False once retries are exhausted.
+    """Sends one serialized export request; False once retries are exhausted.
 
     ``last_error`` describes the latest failure, for the summary.
     """
 
     last_error: str | None
 
-    def send(self, signal: str, request: Any) -> bool: ...
+    def send(self, signal: str, request: bytes, resources: int) -> bool: ...
 
     def shutdown(self) -> None: ...
 
@@ -233,6 +229,28 @@ class _LastError(logging.Handler):
             self.message = str(record.msg)
 
 
+class _RawExport:
+    """A gRPC ``Export`` method taking an already-serialized request."""
+
+    def __init__(self, channel: Any, method: str, response_class: type):
+        self.Export = channel.unary_unary(
+            method,
+            request_serializer=_identity,
+            response_deserializer=response_class.FromString,
+        )
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+_GRPC_METHODS = {
+    "spans": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+
+
 def _grpc_exporter_classes() -> dict[str, type]:
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
         OTLPLogExporter,
@@ -243,22 +261,36 @@ def _grpc_exporter_classes() -> dict[str, type]:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
         OTLPSpanExporter,
     )
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceResponse,
+    )
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceResponse,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
 
     classes = {}
-    for signal, base in (
-        ("spans", OTLPSpanExporter),
-        ("metrics", OTLPMetricExporter),
-        ("logs", OTLPLogExporter),
+    for signal, base, response in (
+        ("spans", OTLPSpanExporter, ExportTraceServiceResponse),
+        ("metrics", OTLPMetricExporter, ExportMetricsServiceResponse),
+        ("logs", OTLPLogExporter, ExportLogsServiceResponse),
     ):
-        if not callable(getattr(base, "_export", None)):
-            raise RuntimeError(
-                f"{base.__module__}.{base.__name__} has no _export method; "
-                "otelzmq replay needs opentelemetry-exporter-otlp-proto-grpc 1.45"
-            )
+        for name in ("_export", "_initialize_channel_and_stub"):
+            if not callable(getattr(base, name, None)):
+                raise RuntimeError(
+                    f"{base.__module__}.{base.__name__} has no {name} method; "
+                    "otelzmq replay needs opentelemetry-exporter-otlp-proto-grpc "
+                    "1.45"
+                )
         classes[signal] = type(
-            f"_Encoded{base.__name__}",
+            f"_Raw{base.__name__}",
             (base,),
             {
+                "_method": _GRPC_METHODS[signal],
+                "_response_class": response,
+                "_initialize_channel_and_stub": _raw_channel_and_stub,
                 "_translate_data": _pass_request,
                 "_count_data": _count_request,
             },
@@ -266,17 +298,20 @@ def _grpc_exporter_classes() -> dict[str, type]:
     return classes
 
 
-def _pass_request(self: Any, data: Any) -> Any:
-    """The request is already encoded: send it as it is."""
-    return data
+def _raw_channel_and_stub(self: Any) -> None:
+    """Let the exporter build its channel, then swap in a raw-bytes stub."""
+    base = type(self).__mro__[1]
+    base._initialize_channel_and_stub(self)
+    self._client = _RawExport(self._channel, self._method, self._response_class)
 
 
-def _count_request(self: Any, data: Any) -> int:
-    for name in ("resource_spans", "resource_metrics", "resource_logs"):
-        resources = getattr(data, name, None)
-        if resources is not None:
-            return len(resources)
-    return 0
+def _pass_request(self: Any, data: tuple[bytes, int]) -> bytes:
+    """The request is already serialized: send it as it is."""
+    return data[0]
+
+
+def _count_request(self: Any, data: tuple[bytes, int]) -> int:
+    return data[1]
 
 
 class GrpcSender:
@@ -285,6 +320,9 @@ class GrpcSender:
     Args:
         endpoint: ``http://host:4317`` (plain text) or ``https://...``; None
             uses ``OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT``.
+
+    Raises:
+        RuntimeError: the installed exporter lacks the methods used here.
     """
 
     def __init__(self, endpoint: str | None = None):
@@ -302,9 +340,9 @@ class GrpcSender:
         )
         self._exporter_logger.addHandler(self._errors)
 
-    def send(self, signal: str, request: Any) -> bool:
+    def send(self, signal: str, request: bytes, resources: int) -> bool:
         self._errors.message = None
-        result = self._exporters[signal]._export(request)
+        result = self._exporters[signal]._export((request, resources))
         if getattr(result, "name", "") == "SUCCESS":
             return True
         self.last_error = self._errors.message or "export failed"
@@ -363,11 +401,12 @@ class HttpSender:
             self._clients[signal] = client
         self.last_error: str | None = None
 
-    def send(self, signal: str, request: Any) -> bool:
-        url = getattr(self._clients[signal], "_endpoint", signal)
-        result = self._clients[signal].export(request.SerializeToString())
+    def send(self, signal: str, request: bytes, resources: int) -> bool:
+        client = self._clients[signal]
+        result = client.export(request)
         if getattr(result, "success", False):
             return True
+        url = getattr(client, "_endpoint", signal)
         status = getattr(result, "status_code", None)
         reason = getattr(result, "reason", None) or getattr(result, "error", None)
         self.last_error = f"POST {url}: " + (
@@ -395,6 +434,92 @@ def make_sender(protocol: str, endpoint: str | None) -> Sender:
 # --- replay -----------------------------------------------------------------
 
 
+def _frame(payload: bytes) -> bytes:
+    """Encode ``payload`` as field 1 (length-delimited) of a protobuf message.
+
+    Field 1 is ``resource_spans``, ``resource_metrics`` and ``resource_logs``
+    in the three export requests, so concatenated frames are a request.
+    """
+    size = len(payload)
+    header = bytearray(b"\x0a")
+    while size >= 0x80:
+        header.append((size & 0x7F) | 0x80)
+        size >>= 7
+    header.append(size)
+    return bytes(header) + payload
+
+
+@dataclass
+class _Request:
+    signal: str
+    frames: list[bytes]
+    items: int
+
+
+class _Pipeline:
+    """Sends requests from one background thread, in order.
+
+    Reading and decoding the next batch overlaps with the network round
+    trip of the previous one; the queue holds at most two requests, so
+    memory stays bounded.
+    """
+
+    def __init__(self, sender: Sender, summary: ReplaySummary, note: Callable):
+        self.sender = sender
+        self.summary = summary
+        self.note = note
+        self.failures_in_row = {signal: 0 for signal in SIGNALS}
+        self.queue: queue.Queue[_Request | None] = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(
+            target=self._work, name="otelzmq-replay-sender", daemon=True
+        )
+        self.thread.start()
+
+    def put(self, request: _Request) -> None:
+        self.queue.put(request)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _work(self) -> None:
+        while True:
+            request = self.queue.get()
+            if request is None:
+                return
+            self._send(request)
+
+    def _send(self, request: _Request) -> None:
+        signal = request.signal
+        counts = self.summary.signals[signal]
+        if self.failures_in_row[signal] >= MAX_CONSECUTIVE_FAILURES:
+            counts.failed_items += request.items
+            return
+        counts.requests += 1
+        data = b"".join(request.frames)
+        try:
+            ok = self.sender.send(signal, data, len(request.frames))
+        except Exception:  # noqa: BLE001 - count the loss, keep replaying
+            logger.exception("Sending %s failed", signal)
+            ok = False
+        if ok:
+            counts.sent_items += request.items
+            self.failures_in_row[signal] = 0
+            return
+        counts.failed_items += request.items
+        counts.failed_requests += 1
+        self.failures_in_row[signal] += 1
+        reason = getattr(self.sender, "last_error", None) or "export failed"
+        self.note(f"sending {signal} failed: {reason}")
+        if self.failures_in_row[signal] == MAX_CONSECUTIVE_FAILURES:
+            logger.error(
+                "%d %s requests failed in a row; not sending the remaining %s",
+                MAX_CONSECUTIVE_FAILURES,
+                signal,
+                signal,
+            )
+
+
 class _Batcher:
     """Groups one signal's resources into export requests."""
 
@@ -402,71 +527,41 @@ class _Batcher:
         self,
         signal: str,
         counts: SignalCounts,
-        sender: Sender | None,
+        pipeline: _Pipeline | None,
         max_resources: int,
         max_bytes: int,
-        report: Callable[[str], None],
     ):
         self.signal = signal
-        self.report = report
-        self.request_class, self.field_name = _REQUEST_CLASSES[signal]
         self.counts = counts
-        self.sender = sender
+        self.pipeline = pipeline
         self.max_resources = max_resources
         self.max_bytes = max_bytes
-        self.pending: list[Any] = []
-        self.pending_items = 0
-        self.pending_bytes = 0
-        self.failures_in_row = 0
+        self.frames: list[bytes] = []
+        self.items = 0
+        self.size = 0
 
-    def add(self, message: Any) -> None:
-        size = message.ByteSize()
-        if self.pending and self.pending_bytes + size > self.max_bytes:
+    def add(self, message: Any, payload: bytes) -> None:
+        frame = _frame(payload)
+        if self.frames and self.size + len(frame) > self.max_bytes:
             self.flush()
         items = count_items(self.signal, message)
         self.counts.resources += 1
         self.counts.items += items
-        self.pending.append(message)
-        self.pending_items += items
-        self.pending_bytes += size + 5
-        if len(self.pending) >= self.max_resources:
+        self.frames.append(frame)
+        self.items += items
+        self.size += len(frame)
+        if len(self.frames) >= self.max_resources:
             self.flush()
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self.frames:
             return
-        messages, items = self.pending, self.pending_items
-        self.pending, self.pending_items, self.pending_bytes = [], 0, 0
-        if self.sender is None:
-            self.counts.sent_items += items
-            return
-        if self.failures_in_row >= MAX_CONSECUTIVE_FAILURES:
-            self.counts.failed_items += items
-            return
-        request = self.request_class()
-        getattr(request, self.field_name).extend(messages)
-        self.counts.requests += 1
-        try:
-            ok = self.sender.send(self.signal, request)
-        except Exception:  # noqa: BLE001 - count the loss, keep replaying
-            logger.exception("Sending %s failed", self.signal)
-            ok = False
-        if ok:
-            self.counts.sent_items += items
-            self.failures_in_row = 0
-            return
-        self.counts.failed_items += items
-        self.counts.failed_requests += 1
-        self.failures_in_row += 1
-        reason = getattr(self.sender, "last_error", None) or "export failed"
-        self.report(f"sending {self.signal} failed: {reason}")
-        if self.failures_in_row == MAX_CONSECUTIVE_FAILURES:
-            logger.error(
-                "%d %s requests failed in a row; not sending the remaining %s",
-                MAX_CONSECUTIVE_FAILURES,
-                self.signal,
-                self.signal,
-            )
+        request = _Request(self.signal, self.frames, self.items)
+        self.frames, self.items, self.size = [], 0, 0
+        if self.pipeline is None:
+            self.counts.sent_items += request.items
+        else:
+            self.pipeline.put(request)
 
 
 def replay(
@@ -480,6 +575,9 @@ def replay(
     progress: Callable[[ReplaySummary], None] | None = None,
 ) -> ReplaySummary:
     """Read the recordings under ``paths`` and send them with ``sender``.
+
+    Each resource is forwarded as the exact bytes the host recorded, after
+    being parsed once to check it and count its items.
 
     Args:
         paths: ``out/``, ``out/ctf-traces``, host or trace folders.
@@ -502,10 +600,12 @@ def replay(
     started = time.monotonic()
     summary = ReplaySummary(dry_run=sender is None)
     summary.traces = len(find_traces(paths))
+    errors_lock = threading.Lock()
 
     def note(message: str) -> None:
-        if len(summary.errors) < MAX_REPORTED_ERRORS:
-            summary.errors.append(message)
+        with errors_lock:
+            if len(summary.errors) < MAX_REPORTED_ERRORS:
+                summary.errors.append(message)
 
     def on_error(error: Exception) -> None:
         if isinstance(error, UndecodablePayloadError):
@@ -515,37 +615,40 @@ def replay(
         note(str(error))
         logger.warning("Skipping: %s", error)
 
-    batchers = {
-        signal: _Batcher(
-            signal,
-            summary.signals[signal],
-            sender,
-            max_batch_resources,
-            max_batch_bytes,
-            note,
-        )
-        for signal in SIGNALS
-    }
-    records = read_recording(
+    pairs = read_recording_payloads(
         paths,
         hosts=hosts,
         strict=strict,
         on_error=on_error,
         stats=summary.read_stats,
     )
-    next_progress = started + _PROGRESS_INTERVAL
-    record: Record
-    for record in records:
-        summary.records += 1
-        batchers[record.signal].add(record.message)
-        if progress is not None and summary.records % 64 == 0:
-            now = time.monotonic()
-            if now >= next_progress:
-                summary.seconds = now - started
-                progress(summary)
-                next_progress = now + _PROGRESS_INTERVAL
-    for batcher in batchers.values():
-        batcher.flush()
+    pipeline = _Pipeline(sender, summary, note) if sender is not None else None
+    try:
+        batchers = {
+            signal: _Batcher(
+                signal,
+                summary.signals[signal],
+                pipeline,
+                max_batch_resources,
+                max_batch_bytes,
+            )
+            for signal in SIGNALS
+        }
+        next_progress = started + _PROGRESS_INTERVAL
+        for record, payload in pairs:
+            summary.records += 1
+            batchers[record.signal].add(record.message, payload)
+            if progress is not None and summary.records % 64 == 0:
+                now = time.monotonic()
+                if now >= next_progress:
+                    summary.seconds = now - started
+                    progress(summary)
+                    next_progress = now + _PROGRESS_INTERVAL
+        for batcher in batchers.values():
+            batcher.flush()
+    finally:
+        if pipeline is not None:
+            pipeline.close()
     summary.seconds = time.monotonic() - started
     return summary
 
