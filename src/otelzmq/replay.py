@@ -168,7 +168,7 @@ class ReplaySummary:
         verb = "decoded (dry run)" if self.dry_run else "sent"
         lines = [
             f"Read {read.events} events ({read.bytes / 1e6:.1f} MB) from "
-            f"{self.traces} traces in {self.seconds:.1f} s: {self.records} "
+            f"{self.traces} traces in {self.seconds:.2f} s: {self.records} "
             f"OTLP resources.",
         ]
         for signal in SIGNALS:
