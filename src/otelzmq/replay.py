@@ -50,7 +50,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from otelzmq.ctf.reader import CtfError, ReadStats, TraceNotFoundError, find_traces
+from otelzmq.ctf.reader import (
+    CtfError,
+    ReadStats,
+    TraceNotFoundError,
+    find_traces,
+    trace_host,
+)
 from otelzmq.recording import (
     SIGNALS,
     UndecodablePayloadError,
@@ -767,10 +773,20 @@ def run(args: argparse.Namespace) -> int:
         print("otelzmq replay: batch limits must be positive", file=sys.stderr)
         return 2
     try:
-        find_traces(args.paths)
+        traces = find_traces(args.paths)
     except TraceNotFoundError as error:
         print(f"otelzmq replay: {error}", file=sys.stderr)
         return 2
+    if args.hosts:
+        known = sorted({trace_host(trace) for trace in traces})
+        unknown = sorted(set(args.hosts) - set(known))
+        if unknown:
+            print(
+                f"otelzmq replay: no trace of host {', '.join(unknown)} under "
+                f"{' '.join(args.paths)}; hosts found: {', '.join(known)}",
+                file=sys.stderr,
+            )
+            return 2
 
     sender: Sender | None = None
     if not args.dry_run:

@@ -154,6 +154,14 @@ def test_host_filter(tmp_path: Path, grpc_receiver: GrpcReceiver) -> None:
     assert len(grpc_receiver.received.resources("spans")) == 11
 
 
+def test_unknown_host_is_a_usage_error() -> None:
+    result = run_replay(str(LTTNG_FIXTURE), "--dry-run", "--host", "client-9")
+
+    assert result.returncode == 2
+    assert "no trace of host client-9" in result.stderr
+    assert "hosts found: lttng-otel" in result.stderr
+
+
 def _damaged_copy(tmp_path: Path) -> Path:
     copy = tracekit.copy_tree(LTTNG_FIXTURE, tmp_path / "host")
     streams = copy / "ust" / "uid" / "0" / "64-bit"
