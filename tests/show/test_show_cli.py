@@ -57,7 +57,7 @@ def test_json_summary_has_the_documented_keys(recording: Path, capsys) -> None:
     assert summary["incomplete"][0]["missing_roles"] == ["proxy", "server"]
     clock = {h["host"]: h for h in summary["clock"]["hosts"]}
     assert summary["clock"]["skew_detected"] is True
-    assert clock["proxy"]["offset_ms"] == pytest.approx(15.0, abs=0.001)
+    assert clock["proxy"]["offset_ms"] == pytest.approx(15.0, abs=0.03)
     assert summary["phases"]["requests"] == 31
     assert [p["phase"] for p in summary["phases"]["phases"]] == [
         "client_to_proxy",

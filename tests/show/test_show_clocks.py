@@ -9,6 +9,11 @@ from otelzmq.show.analysis import analyze
 from otelzmq.show.clocks import estimate_offsets
 from otelzmq.show.model import SpanRecord, Trace, group_traces
 
+#: How far the proxy's estimate may be off: half the time it takes to
+#: forward a reply, since only the start of that span is sure to come
+#: before the client has its reply (plus rounding).
+PROXY_TOLERANCE = Timings().back // 2 + 1 * US
+
 
 def test_exact_clocks_need_no_correction(recorder: Recorder) -> None:
     report = analyze(standard_run(recorder))
@@ -35,7 +40,9 @@ def test_injected_offsets_are_recovered(proxy_offset: int, server_offset: int) -
     assert clock.skew_detected
     assert clock.violations > 0
     assert clock.hosts["proxy"].applied
-    assert clock.hosts["proxy"].estimate_ns == pytest.approx(proxy_offset, abs=1 * US)
+    proxy = clock.hosts["proxy"]
+    assert proxy.estimate_ns == pytest.approx(proxy_offset, abs=PROXY_TOLERANCE)
+    assert proxy.lower_ns <= proxy_offset <= proxy.upper_ns
     server = clock.hosts["server-2"]
     if server_offset:
         assert server.applied
@@ -54,8 +61,8 @@ def test_corrected_phases_match_a_run_with_exact_clocks() -> None:
     assert skewed.clock.skew_detected
     for good, fixed in zip(exact.phases, skewed.phases, strict=True):
         assert fixed.key == good.key
-        assert fixed.median == pytest.approx(good.median, abs=1 * US)
-        assert fixed.share == pytest.approx(good.share, abs=1e-3)
+        assert fixed.median == pytest.approx(good.median, abs=PROXY_TOLERANCE)
+        assert fixed.share == pytest.approx(good.share, abs=0.02)
     # Corrected traces have no span before its cross-host parent.
     assert estimate_offsets(skewed.corrected.values()).violations == 0
 
@@ -107,4 +114,4 @@ def test_disagreeing_round_trips_fall_back_to_the_majority() -> None:
     proxy = clock.hosts["proxy"]
     assert not proxy.consistent
     assert proxy.applied
-    assert proxy.estimate_ns == pytest.approx(2 * MS, abs=US)
+    assert proxy.estimate_ns == pytest.approx(2 * MS, abs=PROXY_TOLERANCE)

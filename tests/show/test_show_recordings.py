@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -86,6 +87,25 @@ def test_run_of_otelzmq_up(tmp_path: Path, ports: ProxyPorts, capsys) -> None:
         assert roles == {"otelzmq-client", "otelzmq-proxy", "otelzmq-server"}
     # One machine, one clock: nothing to correct.
     assert not report.clock.skew_detected
+    assert report.clock.violations == 0
+
+    # Shifted as if the hosts' clocks disagreed, the shifts are found.
+    shifts = {"proxy": 5_000_000, "server-1": -8_000_000, "server-2": 50_000_000}
+    skewed = analyze(
+        dataclasses.replace(
+            span,
+            start_ns=span.start_ns + shifts.get(span.host, 0),
+            end_ns=span.end_ns + shifts.get(span.host, 0),
+        )
+        for trace in report.traces.values()
+        for span in trace.spans
+    )
+    assert skewed.clock.skew_detected
+    for host, shift in shifts.items():
+        offset = skewed.clock.hosts[host]
+        assert offset.applied
+        assert offset.lower_ns <= shift <= offset.upper_ns
+        assert offset.lower_ns <= offset.estimate_ns <= offset.upper_ns
 
     assert main(["show", "--slowest", "1", str(out)]) == 0
     text = capsys.readouterr().out

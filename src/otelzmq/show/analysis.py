@@ -299,7 +299,7 @@ def _hosts(spans: Sequence[SpanRecord], clock: ClockReport) -> list[HostSummary]
                 service=services[host],
                 spans=counts[host],
                 errors=errors[host],
-                offset_ns=offset.estimate_ns if offset else 0,
+                offset_ns=offset.offset_ns if offset else 0,
                 offset_applied=bool(offset and offset.applied),
             )
         )

@@ -7,21 +7,29 @@ round trips whose two ends are on a reference host:
 
 * A *round-trip span* is a span that waits for a reply: the client's
   ``get-nth-prime-attempt`` (and ``get-nth-prime``, or any span of kind
-  CLIENT with an unknown name). When it did not fail, everything its request
-  caused on other hosts happened inside it.
+  CLIENT with an unknown name). When it did not fail, every span its
+  request caused on other hosts began inside it. Spans that close before
+  their host sends the reply on (the worker's ``get-nth-prime-response``
+  and ``compute-nth-prime``) also ended inside it; the proxy's spans send
+  from inside and may end after the client has its reply, so only their
+  start is used.
 * For such a span ``c`` on a reference host and its descendants ``d`` on
-  host ``h``, with ``θ`` = h's clock minus the reference clock::
+  host ``h``, with ``θ`` = h's clock minus the reference clock and
+  ``d.last`` = ``d.end`` or ``d.start`` as just said::
 
-      max(d.end - c.end) <= θ <= min(d.start - c.start)
+      max(d.last - c.end) <= θ <= min(d.start - c.start)
 
   Every round trip gives such an interval; its midpoint is NTP's offset
   estimate ``((t2 - t1) + (t3 - t4)) / 2``, exact when both directions take
-  equally long.
-* Per host, the intervals are intersected, and the median of the midpoints,
-  clamped into the intersection, is the estimate. It is applied only when
-  zero lies outside the intersection, i.e. when the recording shows that
-  the clocks disagree; otherwise the spans already tell a consistent story
-  and are left alone.
+  equally long (for the proxy, off by half its reply-forwarding time, a few
+  tens of microseconds).
+* Per host, the intervals are intersected and the middle of the
+  intersection is the estimate: its bounds come from the fastest trip in
+  each direction, the samples NTP's clock filter trusts most. It is applied
+  only when zero lies outside the intersection, i.e. when the recording
+  shows that the clocks disagree; otherwise the spans already tell a
+  consistent story and are left alone. When no offset fits every round
+  trip (a clock that jumped), the median of the midpoints is used instead.
 
 The reference hosts are the hosts holding round-trip spans (the clients,
 each pinned at zero since a request only involves one client), or else the
@@ -38,12 +46,24 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from otelzmq.show.model import ATTEMPT_NAME, ROOT_NAME, SpanRecord, Trace
+from otelzmq.show.model import (
+    ATTEMPT_NAME,
+    COMPUTE_NAME,
+    ROOT_NAME,
+    WORKER_NAME,
+    SpanRecord,
+    Trace,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Span names that cover a whole request/reply exchange.
 ROUND_TRIP_NAMES = frozenset({ROOT_NAME, ATTEMPT_NAME})
+
+#: Remote spans that end before their host sends the reply on. The proxy's
+#: spans send from inside and may end after the client has its reply, so
+#: only their start counts.
+FINISHED_BEFORE_REPLY = frozenset({WORKER_NAME, COMPUTE_NAME})
 
 
 def is_round_trip(span: SpanRecord) -> bool:
@@ -131,6 +151,20 @@ def _remote_descendants(trace: Trace, container: SpanRecord) -> list[SpanRecord]
     return found
 
 
+def _interval(container: SpanRecord, remote: SpanRecord) -> tuple[int, int]:
+    """Offsets of ``remote``'s host that fit inside the round trip ``container``.
+
+    ``remote`` began after the request left and before the reply came back.
+    It also ended before the reply came back if it is a span that closes
+    before its host replies; a forwarding span closes after it has sent.
+    """
+    if remote.name in FINISHED_BEFORE_REPLY:
+        low = remote.end_ns - container.end_ns
+    else:
+        low = remote.start_ns - container.end_ns
+    return low, remote.start_ns - container.start_ns
+
+
 def _round_trip_bounds(
     traces: Iterable[Trace], references: set[str]
 ) -> dict[str, list[tuple[int, int]]]:
@@ -146,8 +180,7 @@ def _round_trip_bounds(
             for span in _remote_descendants(trace, container):
                 if span.host in references:
                     continue
-                low = span.end_ns - container.end_ns
-                high = span.start_ns - container.start_ns
+                low, high = _interval(container, span)
                 if span.host in per_host:
                     old_low, old_high = per_host[span.host]
                     low, high = max(low, old_low), min(high, old_high)
@@ -173,7 +206,8 @@ def count_violations(traces: Iterable[Trace]) -> int:
                     wrong.add((trace.trace_id, span.span_id))
             if is_round_trip(span) and not span.is_error:
                 for remote in _remote_descendants(trace, span):
-                    if remote.start_ns < span.start_ns or remote.end_ns > span.end_ns:
+                    low, high = _interval(span, remote)
+                    if not low <= 0 <= high:
                         wrong.add((trace.trace_id, remote.span_id))
     return len(wrong)
 
@@ -193,7 +227,9 @@ def _combine(host: str, intervals: list[tuple[int, int]]) -> HostOffset:
     upper = min(high for _, high in intervals)
     midpoint = statistics.median((low + high) / 2 for low, high in intervals)
     if lower <= upper:
-        estimate = min(max(midpoint, lower), upper)
+        # The bounds come from the fastest trip each way, as NTP's clock
+        # filter prefers the samples with the least delay.
+        estimate = (lower + upper) / 2
         applied = not lower <= 0 <= upper
     else:
         # No single offset fits every round trip (drift, or odd spans):

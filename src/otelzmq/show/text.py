@@ -176,8 +176,9 @@ def _offset_text(clock: ClockReport, host: str) -> str:
         return "reference"
     if offset is None:
         return "unknown"
-    text = format_ms(offset.estimate_ns)
-    return f"{text} (corrected)" if offset.applied else f"~{text}"
+    if not offset.applied:
+        return "0"
+    return f"{format_ms(offset.estimate_ns)} (corrected)"
 
 
 def _limited(title: str, count: int, style: Style) -> list[str]:
