@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from showkit import Recorder
+
+from tests.show.showkit import Recorder
 
 
 @pytest.fixture

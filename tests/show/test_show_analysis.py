@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from showkit import MS, T0, US, Recorder, Timings, standard_run
 
 from otelzmq.show.analysis import analyze, percentile, request_phases
 from otelzmq.show.model import group_traces
+from tests.show.showkit import MS, T0, US, Recorder, Timings, standard_run
 
 
 def test_percentile_interpolates_between_ranks() -> None:

@@ -7,9 +7,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from showkit import MS, T0, Recorder, standard_run, write_recording
 
 from otelzmq.cli import main
+from tests.show.showkit import MS, T0, Recorder, standard_run, write_recording
 
 
 @pytest.fixture

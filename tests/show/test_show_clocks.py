@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from showkit import MS, T0, US, Recorder, Timings, standard_run
 
 from otelzmq.show.analysis import analyze
 from otelzmq.show.clocks import estimate_offsets
 from otelzmq.show.model import SpanRecord, Trace, group_traces
+from tests.show.showkit import MS, T0, US, Recorder, Timings, standard_run
 
 #: How far the proxy's estimate may be off: half the time it takes to
 #: forward a reply, since only the start of that span is sure to come

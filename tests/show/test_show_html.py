@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from showkit import MS, T0, Recorder, standard_run
-
 from otelzmq.show.analysis import analyze
 from otelzmq.show.html import histogram_svg, render_html
+from tests.show.showkit import MS, T0, Recorder, standard_run
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "wbr"}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
-from showkit import MS, T0, Recorder
 
 from otelzmq.show.model import (
     EXPECTED_NAMES,
@@ -15,6 +14,7 @@ from otelzmq.show.model import (
     spans_from_resource_spans,
     unique_spans,
 )
+from tests.show.showkit import MS, T0, Recorder
 
 
 def _span(span_id: str, parent: str | None, start: int, name: str = "x") -> SpanRecord:

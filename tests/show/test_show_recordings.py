@@ -16,9 +16,9 @@ from otelzmq.cli import main
 from otelzmq.config import ProxyPorts
 from otelzmq.show.analysis import analyze
 from otelzmq.show.model import load_spans
+from tests.conftest import LTTNG_FIXTURE
 
-#: The LTTng-UST recording shared by the project's tests.
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "lttng-otel"
+FIXTURE = LTTNG_FIXTURE
 
 
 @pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"no LTTng recording at {FIXTURE}")

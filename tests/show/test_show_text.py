@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import re
 
-from showkit import MS, T0, Recorder, standard_run
-
 from otelzmq.show.analysis import analyze
 from otelzmq.show.text import Style, format_ms, render_report, render_waterfall, table
+from tests.show.showkit import MS, T0, Recorder, standard_run
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
