@@ -203,3 +203,36 @@ def test_garbage_metadata(trace: Path) -> None:
 
     with pytest.raises(MetadataError, match="neither packetized nor UTF-8"):
         list(read_events(trace, strict=True))
+
+
+def test_random_corruption_is_always_reported(tmp_path: Path) -> None:
+    """Flipped, zeroed and cut bytes anywhere give CtfErrors, never a crash."""
+    import random
+
+    rng = random.Random(20261203)
+    source = LTTNG_FIXTURE / "ust" / "uid" / "0" / "64-bit"
+    originals = {
+        name: (source / name).read_bytes()
+        for name in ("metadata", "channel0_0", "channel0_1")
+    }
+    case = tracekit.copy_tree(source, tmp_path / "case")
+    reported = 0
+    for _ in range(80):
+        for name, data in originals.items():
+            (case / name).write_bytes(data)
+        name = rng.choice(sorted(originals))
+        data = bytearray(originals[name])
+        start = rng.randrange(len(data))
+        if rng.random() < 0.2:
+            del data[start:]
+        else:
+            for offset in range(start, min(start + rng.randint(1, 8), len(data))):
+                data[offset] = rng.choice((0, 0xFF, data[offset] ^ 0x10))
+        (case / name).write_bytes(bytes(data))
+
+        events, errors = _read(case)
+
+        assert len(events) <= STREAM_0_EVENTS + STREAM_1_EVENTS
+        assert all(isinstance(error, CtfError) for error in errors)
+        reported += bool(errors)
+    assert reported > 0
