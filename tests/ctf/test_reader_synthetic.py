@@ -260,3 +260,46 @@ def test_memory_does_not_grow_with_trace_size(tmp_path: Path) -> None:
     assert size_ratio >= 19
     # Memory is bounded by one packet, whatever the number of packets.
     assert large_peak < 2 * small_peak
+
+
+def test_less_common_tsdl_forms(tmp_path: Path) -> None:
+    text = r"""/* CTF 1.8 */
+typealias integer { size = 32; align = 8; signed = true; } := int;
+typealias integer { size = 8; align = 8; signed = false; base = 0x10; } := u8;
+trace { major = 1; minor = 8; byte_order = le; };  // no packet header
+env { note = "tab\there"; level = -3; };
+callsite { name = "x"; func = "f"; file = "a.c"; line = 12; ip = 0x1; };
+enum level { LOW = -2 ... -1, MID = 0, HIGH = 010 };
+variant pick { u8 MID; int HIGH; };
+struct pair { u8 left, right; };
+event {
+    name = "forms:one";
+    fields := struct {
+        typealias integer { size = 16; align = 16; signed = false; } := u16;
+        enum level lvl;
+        variant pick <lvl> choice;
+        struct pair twice[2];
+        u16 wide;
+    };
+};
+"""
+    folder = tmp_path / "forms"
+    folder.mkdir()
+    (folder / "metadata").write_text(text)
+    # lvl = 8 (HIGH, octal 010), choice = int 7, pairs, pad to 16 bits, wide.
+    body = (8).to_bytes(4, "little", signed=True) + (7).to_bytes(4, "little")
+    body += bytes([1, 2, 3, 4]) + (0xBEEF).to_bytes(2, "little")
+    (folder / "stream").write_bytes(body)
+
+    events = list(read_events(folder, strict=True))
+    meta = parse_metadata(text)
+
+    assert meta.env == {"note": "tab\there", "level": -3}
+    assert [event.fields for event in events] == [
+        {
+            "lvl": 8,
+            "choice": 7,
+            "twice": [{"left": 1, "right": 2}, {"left": 3, "right": 4}],
+            "wide": 0xBEEF,
+        }
+    ]
