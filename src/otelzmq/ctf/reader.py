@@ -334,6 +334,9 @@ class _Compiler:
             fields.append((stripped, self.compile(ctf_type, inner)))
             types[stripped] = ctf_type
         fields_t = tuple(fields)
+        flat = self.flat_filler(struct_type)
+        if flat is not None:
+            return flat
 
         def fill(buf: bytes, pos: int, scope: list, values: dict) -> int:
             pos = (pos + mask) & ~mask
@@ -344,6 +347,82 @@ class _Compiler:
             return pos
 
         return fill
+
+    def flat_filler(
+        self, struct_type: StructType
+    ) -> Callable[[bytes, int, list, dict], int] | None:
+        """Compile a fast path for the layout of our events, if it applies.
+
+        A structure of byte-aligned 8/16/32/64-bit integers, optionally
+        ending with a byte array or a byte sequence counted by one of them
+        (LTTng's ``uint32 length; uint8 data[length]``), has fixed field
+        offsets once its start is aligned: one ``struct`` unpack and one
+        slice decode it.
+        """
+        order = self.order
+        codes = [order]
+        names: list[str] = []
+        offset = 0
+        fields = list(struct_type.fields)
+        tail: tuple[str, int | str] | None = None
+        if fields and isinstance(fields[-1][1], (ArrayType, SequenceType)):
+            name, last = fields.pop()
+            element = last.element
+            if not (
+                isinstance(element, IntegerType)
+                and element.size == 8
+                and element.align == 8
+                and element.encoding.lower() == "none"
+            ):
+                return None
+            if isinstance(last, ArrayType):
+                tail = (_strip(name), last.length)
+            else:
+                tail = (_strip(name), _strip(last.length_ref))
+        for name, ctf_type in fields:
+            if isinstance(ctf_type, EnumType):
+                ctf_type = ctf_type.container
+            if not isinstance(ctf_type, IntegerType) or ctf_type.clock is not None:
+                return None
+            if ctf_type.size not in _UNPACK_CODES or ctf_type.align % 8:
+                return None
+            if {"le": "<", "be": ">"}.get(ctf_type.byte_order or "", order) != order:
+                return None
+            aligned = -(-offset // ctf_type.align) * ctf_type.align
+            codes.append("x" * ((aligned - offset) // 8))
+            code = _UNPACK_CODES[ctf_type.size]
+            codes.append(code.lower() if ctf_type.signed else code)
+            names.append(_strip(name))
+            offset = aligned + ctf_type.size
+        if tail is not None and isinstance(tail[1], str) and tail[1] not in names:
+            return None
+        layout = struct.Struct("".join(codes))
+        unpack = layout.unpack_from
+        size_bits = layout.size * 8
+        names_t = tuple(names)
+        mask = struct_type.align - 1
+
+        if tail is None:
+
+            def fill_flat(buf: bytes, pos: int, scope: list, values: dict) -> int:
+                pos = (pos + mask) & ~mask
+                values.update(zip(names_t, unpack(buf, pos >> 3), strict=True))
+                return pos + size_bits
+
+            return fill_flat
+        tail_name, count = tail
+
+        def fill_flat_bytes(buf: bytes, pos: int, scope: list, values: dict) -> int:
+            pos = (pos + mask) & ~mask
+            values.update(zip(names_t, unpack(buf, pos >> 3), strict=True))
+            start = (pos + size_bits) >> 3
+            end = start + (values[count] if isinstance(count, str) else count)
+            if end > len(buf):
+                raise _Short(f"array of {end - start} bytes runs past the packet")
+            values[tail_name] = buf[start:end]
+            return end << 3
+
+        return fill_flat_bytes
 
     def integer(self, int_type: IntegerType) -> Decoder:
         decode = _integer_decoder(int_type, self.order)
