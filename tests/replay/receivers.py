@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import ssl
 import threading
 import zlib
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -64,6 +66,7 @@ class Received:
     refused: int = 0
     calls: int = 0
     encodings: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def admit(self) -> bool:
@@ -101,6 +104,9 @@ class _GrpcService:
         self.response_class = SIGNALS[signal][1]
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        metadata = {key: str(value) for key, value in context.invocation_metadata()}
+        with self.received.lock:
+            self.received.headers.append(metadata)
         if not self.received.admit():
             retry = RetryInfo(retry_delay=Duration(seconds=0, nanos=50_000_000))
             context.set_trailing_metadata(
@@ -117,9 +123,11 @@ class GrpcReceiver:
     Args:
         fail_first: refuse this many first calls with UNAVAILABLE (with a
             50 ms RetryInfo delay, so retries stay quick).
+        tls: PEM certificate and key files; the receiver then serves TLS
+            only, and ``endpoint`` is ``https://localhost:<port>``.
     """
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, tls: tuple[str, str] | None = None):
         self.received = Received(fail_first=fail_first)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=4),
@@ -134,8 +142,14 @@ class GrpcReceiver:
         logs_grpc.add_LogsServiceServicer_to_server(
             _GrpcService("logs", self.received), self.server
         )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        if tls is None:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+        else:
+            certificate, key = (Path(path).read_bytes() for path in tls)
+            credentials = grpc.ssl_server_credentials([(key, certificate)])
+            self.port = self.server.add_secure_port("127.0.0.1:0", credentials)
+            self.endpoint = f"https://localhost:{self.port}"
 
     def __enter__(self) -> GrpcReceiver:
         self.server.start()
@@ -159,6 +173,10 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         if not self.received.admit():
             self._reply(503, b"", {"Retry-After": "0"})
             return
+        with self.received.lock:
+            self.received.headers.append(
+                {key.lower(): value for key, value in self.headers.items()}
+            )
         encoding = (self.headers.get("Content-Encoding") or "").lower()
         self.received.encodings.append(encoding)
         if encoding == "gzip":
@@ -194,15 +212,24 @@ class HttpReceiver:
     Args:
         fail_first: answer this many first calls with 503 and
             ``Retry-After: 0``.
+        tls: PEM certificate and key files; the receiver then serves HTTPS,
+            and ``endpoint`` is ``https://localhost:<port>``.
     """
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, tls: tuple[str, str] | None = None):
         self.received = Received(fail_first=fail_first)
         handler = type("Handler", (_HttpHandler,), {"received": self.received})
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(
+                self.server.socket, server_side=True
+            )
+            self.endpoint = f"https://localhost:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> HttpReceiver:
