@@ -236,3 +236,22 @@ def test_random_corruption_is_always_reported(tmp_path: Path) -> None:
         assert all(isinstance(error, CtfError) for error in errors)
         reported += bool(errors)
     assert reported > 0
+
+
+def test_metadata_that_parses_but_cannot_be_decoded(tmp_path: Path) -> None:
+    folder = tmp_path / "trace"
+    folder.mkdir()
+    (folder / "metadata").write_text(
+        "/* CTF 1.8 */\n"
+        "typealias integer { size = 8; align = 8; signed = false; } := u8;\n"
+        "trace { major = 1; minor = 8; byte_order = le; };\n"
+        'event { name = "e"; fields := struct { u8 data[missing]; }; };\n'
+    )
+    (folder / "stream").write_bytes(b"\x01\x02")
+
+    events, errors = _read(folder)
+
+    assert events == []
+    assert [type(error) for error in errors] == [MetadataError]
+    assert errors[0].path == str(folder / "metadata")
+    assert "'missing' is not declared before its use" in str(errors[0])

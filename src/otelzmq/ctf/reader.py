@@ -781,9 +781,7 @@ class _StreamReader:
         self.stats = stats if stats is not None else ReadStats()
         self.roots: dict[str, dict] = {}
         self.header_compiler = _Compiler(self.meta, self.roots)
-        self.packet_header = self.header_compiler.root(
-            "trace.packet.header", self.meta.packet_header
-        )
+        self.packet_header: Callable | None = None
         self.decoders: dict[int, _StreamDecoders] = {}
 
     def report(self, error: CtfError) -> None:
@@ -799,6 +797,17 @@ class _StreamReader:
         decoders = self.decoders.get(stream_id)
         if decoders is not None:
             return decoders
+        try:
+            decoders = self._compile_stream(stream_id)
+        except MetadataError as error:
+            raise MetadataError(
+                f"stream class {stream_id}: {error.message}",
+                path=os.path.join(self.trace.path, "metadata"),
+            ) from None
+        self.decoders[stream_id] = decoders
+        return decoders
+
+    def _compile_stream(self, stream_id: int) -> _StreamDecoders:
         stream = self.meta.streams[stream_id]
         compiler = _Compiler(self.meta, self.roots)
         compiler.root_types.update(self.header_compiler.root_types)
@@ -814,13 +823,23 @@ class _StreamReader:
             fields = compiler.root("event.fields", event_class.fields)
             compiler.root_types = saved
             events[event_id] = (event_class.name, context, fields)
-        decoders = _StreamDecoders(
+        return _StreamDecoders(
             stream, compiler, packet_context, event_header, event_context, events
         )
-        self.decoders[stream_id] = decoders
-        return decoders
 
     def events(self) -> Iterator[Event]:
+        try:
+            self.packet_header = self.header_compiler.root(
+                "trace.packet.header", self.meta.packet_header
+            )
+        except MetadataError as error:
+            self.report(
+                MetadataError(
+                    f"packet header: {error.message}",
+                    path=os.path.join(self.trace.path, "metadata"),
+                )
+            )
+            return
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except OSError as error:
