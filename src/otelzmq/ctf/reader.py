@@ -364,6 +364,7 @@ class _Compiler:
         names: list[str] = []
         offset = 0
         fields = list(struct_type.fields)
+        clocked: list[tuple[str, Callable[[int], int]]] = []
         tail: tuple[str, int | str] | None = None
         if fields and isinstance(fields[-1][1], (ArrayType, SequenceType)):
             name, last = fields.pop()
@@ -382,8 +383,10 @@ class _Compiler:
         for name, ctf_type in fields:
             if isinstance(ctf_type, EnumType):
                 ctf_type = ctf_type.container
-            if not isinstance(ctf_type, IntegerType) or ctf_type.clock is not None:
+            if not isinstance(ctf_type, IntegerType):
                 return None
+            if ctf_type.clock is not None:
+                clocked.append((_strip(name), self.clock_updater(ctf_type)))
             if ctf_type.size not in _UNPACK_CODES or ctf_type.align % 8:
                 return None
             if {"le": "<", "be": ">"}.get(ctf_type.byte_order or "", order) != order:
@@ -402,6 +405,17 @@ class _Compiler:
         names_t = tuple(names)
         mask = struct_type.align - 1
 
+        if clocked:
+            clocked_t = tuple(clocked)
+
+            def fill_flat_clock(buf: bytes, pos: int, scope: list, values: dict) -> int:
+                pos = (pos + mask) & ~mask
+                values.update(zip(names_t, unpack(buf, pos >> 3), strict=True))
+                for name, update in clocked_t:
+                    values[name] = update(values[name])
+                return pos + size_bits
+
+            return fill_flat_clock if tail is None else None
         if tail is None:
 
             def fill_flat(buf: bytes, pos: int, scope: list, values: dict) -> int:
@@ -428,33 +442,41 @@ class _Compiler:
         decode = _integer_decoder(int_type, self.order)
         if int_type.clock is None:
             return decode
-        clock = self.clock(int_type.clock)
+        update = self.clock_updater(int_type)
+
+        def decode_clock(buf: bytes, pos: int, scope: list) -> tuple[int, int]:
+            value, pos = decode(buf, pos, scope)
+            return update(value), pos
+
+        return decode_clock
+
+    def clock_updater(self, int_type: IntegerType) -> Callable[[int], int]:
+        """Return a function folding a clock field's value into its clock."""
+        clock = self.clock(int_type.clock or "")
         if self.default_clock is None:
             self.default_clock = clock
         size = int_type.size
         if size >= 64:
 
-            def decode_clock64(buf: bytes, pos: int, scope: list) -> tuple[int, int]:
-                value, pos = decode(buf, pos, scope)
+            def update64(value: int) -> int:
                 clock.value = value
-                return value, pos
+                return value
 
-            return decode_clock64
+            return update64
         low_mask = (1 << size) - 1
         wrap = 1 << size
 
-        def decode_clock(buf: bytes, pos: int, scope: list) -> tuple[int, int]:
+        def update(value: int) -> int:
             # CTF 1.8 section 8: a narrower clock field holds the low bits of
             # the clock; a value below the current low bits means a wrap.
-            value, pos = decode(buf, pos, scope)
             current = clock.value
             if value < current & low_mask:
                 current += wrap
             current = (current & ~low_mask) | value
             clock.value = current
-            return current, pos
+            return current
 
-        return decode_clock
+        return update
 
     def floating(self, float_type: FloatType) -> Decoder:
         order = {"le": "<", "be": ">"}.get(float_type.byte_order or "", self.order)
