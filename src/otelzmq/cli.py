@@ -55,9 +55,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def configure_logging(verbosity: int) -> None:
-    """Send operator logs to stderr; warnings only unless asked for more."""
+    """Send operator logs to stderr; warnings only unless asked for more.
+
+    The root logger itself passes INFO and up in any case, so that the
+    OpenTelemetry log handler a host adds records its story lines even when
+    stderr shows only warnings.
+    """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
