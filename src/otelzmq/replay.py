@@ -605,7 +605,11 @@ def replay(
         raise ValueError("batch limits must be positive")
     started = time.monotonic()
     summary = ReplaySummary(dry_run=sender is None)
-    summary.traces = len(find_traces(paths))
+    hosts = list(hosts) if hosts is not None else None
+    wanted = set(hosts) if hosts is not None else None
+    summary.traces = sum(
+        wanted is None or trace_host(trace) in wanted for trace in find_traces(paths)
+    )
     errors_lock = threading.Lock()
 
     def note(message: str) -> None:

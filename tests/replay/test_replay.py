@@ -152,6 +152,7 @@ def test_host_filter(tmp_path: Path, grpc_receiver: GrpcReceiver) -> None:
     assert result.returncode == 0, result.stderr
     _assert_identical(grpc_receiver.received, tmp_path / "ctf-traces" / "server-1")
     assert len(grpc_receiver.received.resources("spans")) == 11
+    assert "Read 17 events (0.0 MB) from 1 traces" in result.stdout
 
 
 def test_unknown_host_is_a_usage_error() -> None:
