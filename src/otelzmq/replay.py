@@ -493,7 +493,11 @@ class _Pipeline:
             request = self.queue.get()
             if request is None:
                 return
-            self._send(request)
+            try:
+                self._send(request)
+            except Exception:  # noqa: BLE001 - the reader must never block
+                logger.exception("Replay sender failed on a %s request", request.signal)
+                self.summary.signals[request.signal].failed_items += request.items
 
     def _send(self, request: _Request) -> None:
         signal = request.signal
