@@ -194,7 +194,7 @@ class CtfTrace:
                 f"append to ({exc}); choose another directory"
             ) from exc
         logger.info("Appending to the existing CTF trace %s", self.stream_dir)
-        self._repair_streams()
+        self._repair_streams(params.trace_uuid.bytes)
         return params
 
     def _publish_metadata(self, params: TraceParams) -> bool:
@@ -231,11 +231,11 @@ class CtfTrace:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return CtfStream(self, fd, path, number, max_packet_size)
 
-    def _repair_streams(self) -> None:
+    def _repair_streams(self, uuid_bytes: bytes) -> None:
         for number in sorted(self._stream_numbers()):
             path = os.path.join(self.stream_dir, f"{STREAM_PREFIX}{number}")
             try:
-                _repair_stream_file(path, self.params.trace_uuid.bytes)
+                _repair_stream_file(path, uuid_bytes)
             except OSError as exc:
                 logger.warning("Cannot check stream file %s: %s", path, exc)
 
