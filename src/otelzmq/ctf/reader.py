@@ -337,6 +337,9 @@ class _Compiler:
         flat = self.flat_filler(struct_type)
         if flat is not None:
             return flat
+        tagged = self.tagged_filler(struct_type, inner)
+        if tagged is not None:
+            return tagged
 
         def fill(buf: bytes, pos: int, scope: list, values: dict) -> int:
             pos = (pos + mask) & ~mask
@@ -437,6 +440,63 @@ class _Compiler:
             return end << 3
 
         return fill_flat_bytes
+
+    def tagged_filler(
+        self, struct_type: StructType, tscope: list[dict]
+    ) -> Callable[[bytes, int, list, dict], int] | None:
+        """Compile a fast path for LTTng's event headers, if it applies.
+
+        The compact and large headers are an enumeration followed by a
+        variant of structures chosen by it; each option's filler is picked
+        once per tag value.
+        """
+        if len(struct_type.fields) != 2:
+            return None
+        (tag_name, tag_type), (variant_name, variant) = struct_type.fields
+        if not (
+            isinstance(tag_type, EnumType)
+            and isinstance(variant, VariantType)
+            and variant.tag_ref is not None
+            and _strip(variant.tag_ref) == _strip(tag_name)
+            and all(isinstance(t, StructType) for _, t in variant.options)
+        ):
+            return None
+        mask = struct_type.align - 1
+        tag_key, variant_key = _strip(tag_name), _strip(variant_name)
+        decode_tag = self.compile(tag_type, tscope)
+        options = {
+            _strip(name): self.struct_filler(option, tscope)
+            for name, option in variant.options
+            if isinstance(option, StructType)
+        }
+        chosen: dict[int, Callable[[bytes, int, list, dict], int]] = {}
+
+        def fill_tagged(buf: bytes, pos: int, scope: list, values: dict) -> int:
+            pos = (pos + mask) & ~mask
+            tag, pos = decode_tag(buf, pos, scope)
+            values[tag_key] = tag
+            fill = chosen.get(tag)
+            if fill is None:
+                fill = next(
+                    (
+                        options[_strip(label)]
+                        for label in tag_type.labels(tag)
+                        if _strip(label) in options
+                    ),
+                    None,
+                )
+                if fill is None:
+                    raise _Short(f"variant tag value {tag} selects no option")
+                if len(chosen) < 4096:
+                    chosen[tag] = fill
+            inner: dict[str, Any] = {}
+            scope.append(values)
+            pos = fill(buf, pos, scope, inner)
+            scope.pop()
+            values[variant_key] = inner
+            return pos
+
+        return fill_tagged
 
     def integer(self, int_type: IntegerType) -> Decoder:
         decode = _integer_decoder(int_type, self.order)
