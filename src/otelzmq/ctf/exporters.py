@@ -109,6 +109,8 @@ class _SignalStream:
 
     def write(self, payloads: Sequence[bytes]) -> bool:
         """Write one event per payload; return whether all were written."""
+        if not payloads and not self._closed:
+            return True
         stream = self._current()
         if stream is None:
             return False
