@@ -1,12 +1,13 @@
 """Run the compose topology's own commands as local processes.
 
 No Docker engine is available, so this does what the engine would do with
-the resolved compose file, minus the containers: every host service's
+the resolved compose file, minus the containers: every service's
 entrypoint and command run with its environment, in the order its
-depends_on conditions give (proxy, its healthcheck, then the others). Only
-what a container provides is substituted: the service name ``proxy`` and
-the ``/out`` mount become 127.0.0.1 and a temporary folder, and the ports
-become free ones so the test can run beside anything else.
+depends_on conditions give (proxy, its healthcheck, the hosts, then the
+replay). Only what containers provide is substituted: the service names
+``proxy`` and ``collector`` become loopback addresses (the collector being
+a test OTLP receiver), the ``/out`` mount a temporary folder, and the
+ports free ones so the test can run beside anything else.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from ..replay.receivers import GrpcReceiver
 from .helpers import DEPLOY, ComposeConfig, clean_environment, free_port
 
 pytestmark = pytest.mark.slow
 
 HOSTS = ("proxy", "server-1", "server-2", "client-1", "client-2", "client-3")
+CLIENTS = HOSTS[3:]
 PORT_VARIABLES = (
     "OTELZMQ_FRONTEND_PORT",
     "OTELZMQ_BACKEND_PORT",
@@ -34,99 +39,198 @@ PORT_VARIABLES = (
 RUN_DEADLINE_SECONDS = 120.0
 
 
-@pytest.fixture
-def image_path(tmp_path: Path) -> Path:
-    """A bin folder standing in for the image's /usr/local/bin."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    otelzmq = bin_dir / "otelzmq"
-    otelzmq.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m otelzmq "$@"\n')
-    otelzmq.chmod(0o755)
-    (bin_dir / "with-output-log").symlink_to(DEPLOY / "with-output-log.sh")
-    return bin_dir
+class LocalCompose:
+    """Starts resolved compose services as processes on this machine."""
 
+    def __init__(
+        self, services: dict[str, Any], tmp_path: Path, collector: str
+    ) -> None:
+        self.services = services
+        self.tmp_path = tmp_path
+        self.out = tmp_path / "out"
+        self.out.mkdir()
+        self.collector = urlsplit(collector).netloc
+        self.ports = {variable: str(free_port()) for variable in PORT_VARIABLES}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.bin_dir = tmp_path / "bin"
+        self._install_image_commands()
 
-@pytest.fixture
-def started() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    yield processes
-    for process in processes.values():
-        if process.poll() is None:
-            process.terminate()
-    for process in processes.values():
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    def _install_image_commands(self) -> None:
+        """Stand in for the image's /usr/local/bin."""
+        self.bin_dir.mkdir()
+        otelzmq = self.bin_dir / "otelzmq"
+        otelzmq.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m otelzmq "$@"\n')
+        otelzmq.chmod(0o755)
+        (self.bin_dir / "with-output-log").symlink_to(DEPLOY / "with-output-log.sh")
 
+    def substitute(self, text: str) -> str:
+        """Map the /out mount and the collector's address onto this machine."""
+        if text.startswith("/out"):
+            return str(self.out) + text[len("/out") :]
+        parts = urlsplit(text)
+        if parts.scheme in ("http", "https") and parts.hostname == "collector":
+            return urlunsplit(parts._replace(netloc=self.collector))
+        return text
 
-def test_compose_commands_run_the_topology_to_completion(
-    compose_config: ComposeConfig,
-    image_path: Path,
-    tmp_path: Path,
-    started: dict[str, subprocess.Popen[bytes]],
-) -> None:
-    services = compose_config()["services"]
-    out = tmp_path / "out"
-    out.mkdir()
-    ports = {variable: str(free_port()) for variable in PORT_VARIABLES}
+    def environment(self, name: str) -> dict[str, str]:
+        service = self.services[name]
+        own = {
+            key: self.substitute(str(value))
+            for key, value in service.get("environment", {}).items()
+        }
+        # The proxy's address on the compose network, and its bind address.
+        for key in ("OTELZMQ_PROXY_HOST", "OTELZMQ_BIND_ADDRESS"):
+            if key in own:
+                own[key] = "127.0.0.1"
+        env = clean_environment() | own | self.ports
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        return env
 
-    def launch(name: str) -> None:
-        service = services[name]
-        environment = {key: str(value) for key, value in service["environment"].items()}
-        environment["OTELZMQ_OUT"] = str(out)
-        if "OTELZMQ_PROXY_HOST" in environment:
-            environment["OTELZMQ_PROXY_HOST"] = "127.0.0.1"
-        if "OTELZMQ_BIND_ADDRESS" in environment:
-            environment["OTELZMQ_BIND_ADDRESS"] = "127.0.0.1"
-        env = clean_environment() | environment | ports
-        env["PATH"] = f"{image_path}{os.pathsep}{env.get('PATH', '')}"
-        with (tmp_path / f"{name}.stderr").open("wb") as stderr:
-            started[name] = subprocess.Popen(
-                [*service["entrypoint"], *service["command"]],
+    def start(self, name: str) -> None:
+        service = self.services[name]
+        command = [*service.get("entrypoint", ["otelzmq"]), *service["command"]]
+        with (self.tmp_path / f"{name}.stderr").open("wb") as stderr:
+            self.processes[name] = subprocess.Popen(
+                [self.substitute(word) for word in command],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                env=env,
-                cwd=tmp_path,
+                env=self.environment(name),
+                cwd=self.tmp_path,
             )
 
-    def healthy() -> bool:
-        test = services["proxy"]["healthcheck"]["test"]
+    def healthy(self) -> bool:
+        test = self.services["proxy"]["healthcheck"]["test"]
         probe = subprocess.run(
             [sys.executable, *test[2:]],
             capture_output=True,
-            env=clean_environment() | ports,
+            env=clean_environment() | self.ports,
             timeout=30,
             check=False,
         )
         return probe.returncode == 0
 
-    deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+    def stderr(self, name: str) -> str:
+        return (self.tmp_path / f"{name}.stderr").read_text()
 
-    # depends_on: proxy service_healthy, before any server or client.
-    launch("proxy")
-    while not healthy():
-        assert started["proxy"].poll() is None, (tmp_path / "proxy.stderr").read_text()
-        assert time.monotonic() < deadline, "the proxy never became healthy"
-        time.sleep(0.2)
-    for name in HOSTS[1:]:
-        launch(name)
-
-    # Every host ends on its own: clients after their requests, the proxy
-    # after the three expected clients left, servers on the proxy's KILL.
-    for name in HOSTS:
+    def wait_completed(self, name: str, deadline: float) -> None:
+        """Like ``service_completed_successfully``: exited, with status 0."""
         remaining = max(deadline - time.monotonic(), 1.0)
-        status = started[name].wait(timeout=remaining)
-        assert status == 0, (tmp_path / f"{name}.stderr").read_text()
+        status = self.processes[name].wait(timeout=remaining)
+        assert status == 0, self.stderr(name)
 
+    def run_topology(self) -> None:
+        deadline = time.monotonic() + RUN_DEADLINE_SECONDS
+
+        # depends_on: proxy service_healthy, before any server or client.
+        self.start("proxy")
+        while not self.healthy():
+            assert self.processes["proxy"].poll() is None, self.stderr("proxy")
+            assert time.monotonic() < deadline, "the proxy never became healthy"
+            time.sleep(0.2)
+        for name in HOSTS[1:]:
+            self.start(name)
+
+        # Every host ends on its own: clients after their requests, the
+        # proxy after the expected clients left, servers on its KILL.
+        for name in HOSTS:
+            self.wait_completed(name, deadline)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def collector() -> Iterator[GrpcReceiver]:
+    with GrpcReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def local_compose(tmp_path: Path, collector: GrpcReceiver) -> Iterator[Any]:
+    started: list[LocalCompose] = []
+
+    def make(services: dict[str, Any]) -> LocalCompose:
+        compose = LocalCompose(services, tmp_path, collector.endpoint)
+        started.append(compose)
+        return compose
+
+    yield make
+    for compose in started:
+        compose.stop_all()
+
+
+def instance_ids(resources: list[Any]) -> set[str]:
+    ids = set()
+    for resource in resources:
+        for attribute in resource.resource.attributes:
+            if attribute.key == "service.instance.id":
+                ids.add(attribute.value.string_value)
+    return ids
+
+
+def span_names(resources: list[Any]) -> list[str]:
+    return [
+        span.name
+        for resource in resources
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+
+
+def assert_output_logs(out: Path) -> None:
     for name in HOSTS:
-        log = out / "output" / name / "output.log"
-        assert log.is_file(), f"no output.log for {name}"
-        assert (out / "ctf-traces" / name).is_dir(), f"no CTF traces for {name}"
-    for client in HOSTS[3:]:
+        assert (out / "output" / name / "output.log").is_file(), name
+    for client in CLIENTS:
         lines = (out / "output" / client / "output.log").read_text().splitlines()
         received = [line for line in lines if line.startswith("[client] Received")]
         assert len(received) == 10
     proxy_lines = (out / "output" / "proxy" / "output.log").read_text()
-    assert proxy_lines.count("connected (") >= 3
+    assert proxy_lines.count("connected (") >= len(CLIENTS)
+
+
+def test_recorded_run_then_replay_reaches_the_collector(
+    compose_config: ComposeConfig, local_compose: Any, collector: GrpcReceiver
+) -> None:
+    services = compose_config("--profile", "replay")["services"]
+    compose = local_compose(services)
+
+    compose.run_topology()
+
+    assert_output_logs(compose.out)
+    for name in HOSTS:
+        assert (compose.out / "ctf-traces" / name).is_dir(), name
+    assert collector.received.request_count() == 0
+
+    # replay: depends_on every host service_completed_successfully.
+    compose.start("replay")
+    compose.wait_completed("replay", time.monotonic() + RUN_DEADLINE_SECONDS)
+
+    spans = collector.received.resources("spans")
+    assert instance_ids(spans) == set(HOSTS)
+    assert span_names(spans).count("get-nth-prime") == 10 * len(CLIENTS)
+    assert instance_ids(collector.received.resources("metrics")) == set(HOSTS)
+
+
+def test_live_env_file_sends_otlp_while_the_hosts_run(
+    compose_config: ComposeConfig, local_compose: Any, collector: GrpcReceiver
+) -> None:
+    live = compose_config("--env-file", str(DEPLOY / "live.env"))["services"]
+    compose = local_compose(live)
+
+    compose.run_topology()
+
+    assert_output_logs(compose.out)
+    assert not (compose.out / "ctf-traces").exists()
+    spans = collector.received.resources("spans")
+    assert instance_ids(spans) == set(HOSTS)
+    assert span_names(spans).count("get-nth-prime") == 10 * len(CLIENTS)
+    assert instance_ids(collector.received.resources("metrics")) == set(HOSTS)
+    assert instance_ids(collector.received.resources("logs")) >= set(CLIENTS)
