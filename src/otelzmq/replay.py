@@ -46,6 +46,7 @@ import queue
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -429,10 +430,32 @@ class HttpSender:
 
 
 def make_sender(protocol: str, endpoint: str | None) -> Sender:
-    """Build the sender for ``grpc`` or ``http/protobuf``."""
+    """Build the sender for ``grpc`` or ``http/protobuf``.
+
+    Args:
+        protocol: ``grpc`` or ``http/protobuf``.
+        endpoint: ``http://`` or ``https://`` URL of the receiver; for HTTP,
+            a URL already ending in ``/v1/traces`` (or metrics, logs) is cut
+            back to its base. None leaves the choice to the
+            ``OTEL_EXPORTER_OTLP_*`` variables.
+
+    Raises:
+        ValueError: unknown protocol, or an endpoint without a scheme.
+        RuntimeError: the installed exporters lack what is used here.
+    """
+    if endpoint is not None:
+        scheme = urllib.parse.urlsplit(endpoint).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(
+                f"endpoint {endpoint!r} needs a scheme: http:// (plain text) "
+                "or https:// (TLS)"
+            )
     if protocol == "grpc":
         return GrpcSender(endpoint)
     if protocol == "http/protobuf":
+        if endpoint is not None:
+            for path in ("/v1/traces", "/v1/metrics", "/v1/logs"):
+                endpoint = endpoint.rstrip("/").removesuffix(path)
         return HttpSender(endpoint)
     raise ValueError(f"unknown OTLP protocol {protocol!r}; use grpc or http/protobuf")
 

@@ -194,6 +194,26 @@ def test_strict_stops_at_damage(tmp_path: Path, grpc_receiver: GrpcReceiver) -> 
     assert "stopped (--strict)" in result.stderr
 
 
+def test_endpoint_without_scheme_is_a_usage_error() -> None:
+    result = run_replay(str(LTTNG_FIXTURE), "--endpoint", "127.0.0.1:4317")
+
+    assert result.returncode == 2
+    assert "needs a scheme: http:// (plain text) or https:// (TLS)" in result.stderr
+
+
+def test_http_endpoint_with_a_signal_path(http_receiver: HttpReceiver) -> None:
+    result = run_replay(
+        str(LTTNG_FIXTURE),
+        "--protocol",
+        "http/protobuf",
+        "--endpoint",
+        http_receiver.endpoint + "/v1/traces",
+    )
+
+    assert result.returncode == 0, result.stderr
+    _assert_identical(http_receiver.received, LTTNG_FIXTURE)
+
+
 def test_no_trace_is_a_usage_error(tmp_path: Path) -> None:
     result = run_replay(str(tmp_path), "--dry-run")
 
