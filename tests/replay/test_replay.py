@@ -185,6 +185,20 @@ def test_damaged_trace_is_reported(tmp_path: Path, grpc_receiver: GrpcReceiver) 
     assert 7 < sum(len(grpc_receiver.received.resources(s)) for s in SIGNALS) < 17
 
 
+def test_tracer_losses_are_reported(tmp_path: Path) -> None:
+    copy = tracekit.copy_tree(LTTNG_FIXTURE, tmp_path / "host")
+    stream = copy / "ust" / "uid" / "0" / "64-bit" / "channel0_1"
+    with open(stream, "r+b") as file:
+        file.seek(72)  # events_discarded in the packet context
+        file.write((5).to_bytes(8, "little"))
+
+    result = run_replay(str(copy), "--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    assert "the tracer itself discarded 5 events" in result.stdout
+    assert "discarded 5 events before the packet at byte 0" in result.stderr
+
+
 def test_strict_stops_at_damage(tmp_path: Path, grpc_receiver: GrpcReceiver) -> None:
     copy = _damaged_copy(tmp_path)
 
