@@ -18,6 +18,7 @@ DEBIAN_PACKAGES=(
     prometheus           # scrapes live host metrics; promtool checks configs
     docker-compose       # validates docker-compose.yml without an engine
     iproute2             # network namespaces for the multi-host run
+    openssl              # certificates for the replay's TLS test
     python3-venv         # the virtual environment below, on Debian's Python
 )
 
