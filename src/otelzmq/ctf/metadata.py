@@ -13,6 +13,11 @@ header lets a reader check that a metadata file belongs to the trace its
 stream files name, and a reader written for LTTng's traces needs no second
 code path for ours.
 
+One line is ours alone: the clock says ``absolute = true``. LTTng's traces
+get the same treatment from babeltrace2 through a rule keyed on the tracer
+name; without it babeltrace2 cannot merge the traces of several hosts,
+whose clocks have different UUIDs.
+
 Only the few values that vary (UUIDs, clock offset, environment) are
 parameters; :func:`parse_metadata` recovers them from an existing file and a
 file is ours exactly when rendering those values again gives the same text.
@@ -107,6 +112,7 @@ clock {{
 \tfreq = 1000000000; /* Frequency, in Hz */
 \t/* clock value offset from Epoch is: offset * (1/freq) */
 \toffset = {clock_offset};
+\tabsolute = true; /* origin is the Unix epoch */
 }};
 
 typealias integer {{
