@@ -251,3 +251,30 @@ def test_export_after_shutdown_fails(tmp_path: Path) -> None:
 
     assert exporter.export([span]) is SpanExportResult.FAILURE
     assert exporter.force_flush() is True
+
+
+def test_forked_child_writes_its_own_stream(tmp_path: Path, bt_decode) -> None:
+    exporter = CtfSpanExporter(tmp_path)
+    tracer = TracerProvider().get_tracer("fork")
+    spans = {}
+    for name in ("parent-before", "child", "parent-after"):
+        spans[name] = tracer.start_span(name)
+        spans[name].end()
+    exporter.export([spans["parent-before"]])
+
+    pid = os.fork()
+    if pid == 0:  # the child must never return into pytest
+        status = exporter.export([spans["child"]]) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        os._exit(0 if status else 1)
+    _, status = os.waitpid(pid, 0)
+    exporter.export([spans["parent-after"]])
+    exporter.shutdown()
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    names = [
+        _spans_of(e.payload).scope_spans[0].spans[0].name for e in bt_decode(tmp_path)
+    ]
+    assert names == ["parent-before", "child", "parent-after"]
+    stream_dir = tmp_path / "ust" / "uid" / str(os.getuid()) / "64-bit"
+    assert len(list(stream_dir.glob("channel0_*"))) == 2

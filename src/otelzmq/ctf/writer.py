@@ -152,8 +152,13 @@ class CtfTrace:
             The stream, open for appending and locked.
 
         Raises:
+            ValueError: ``max_packet_size`` cannot hold one small event.
             CtfWriterError: The file cannot be created.
         """
+        if max_packet_size < _PACKET_HEADER.size + _EVENT_HEADER.size + _ALIGN:
+            raise ValueError(
+                f"max_packet_size {max_packet_size} is too small for a packet."
+            )
         with self._lock:
             try:
                 return self._create_stream(max_packet_size)
@@ -228,7 +233,8 @@ class CtfTrace:
             except FileExistsError:
                 number += 1
                 continue
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # blocks only while another process checks the new empty file
+            fcntl.flock(fd, fcntl.LOCK_EX)
             return CtfStream(self, fd, path, number, max_packet_size)
 
     def _repair_streams(self, uuid_bytes: bytes) -> None:
@@ -256,8 +262,6 @@ class CtfStream:
     def __init__(
         self, trace: CtfTrace, fd: int, path: str, instance_id: int, max_size: int
     ) -> None:
-        if max_size < _PACKET_HEADER.size + _EVENT_HEADER.size:
-            raise ValueError(f"max_packet_size {max_size} is too small for a packet.")
         self.trace = trace
         self.path = path
         self.instance_id = instance_id
