@@ -9,8 +9,9 @@ from the first span to the end of the final flush (``shutdown``):
     encoder) into a null sink;
 (d) as (b), with the CTF exporter writing to a temporary folder.
 
-The set-ups run in turns for several rounds and the median of each is
-reported; the ratio d/c is the cost of CTF recording over OTLP encoding.
+The set-ups run in turns (rotating the order) for several rounds and the
+median of each is reported; the ratio d/c is the cost of CTF recording over
+OTLP encoding.
 
 Usage: ``python bench/bench_span_export.py [--spans N] [--rounds R]``
 """
@@ -97,7 +98,7 @@ def main() -> int:
     """Run the benchmark and print the table; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-ctf-") as folder:
@@ -112,10 +113,13 @@ def main() -> int:
             ),
         }
         times: dict[str, list[float]] = {name: [] for name in setups}
-        for _ in range(args.rounds):
-            for name, setup in setups.items():
+        names = list(setups)
+        for round_ in range(args.rounds):
+            # rotate the order so that no set-up always runs first
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
                 gc.collect()
-                times[name].append(setup())
+                times[name].append(setups[name]())
 
     print(f"{args.spans} spans, median of {args.rounds} rounds")
     print(f"{'set-up':32} {'us/span':>9} {'min':>9} {'max':>9}")
