@@ -5,7 +5,8 @@ events, each one ``ctf_sequence`` of bytes) is compiled and traced by a
 private LTTng session daemon; babeltrace2 then describes the classes of
 that trace and of ours, which must be identical but for the clock's UUID
 and offset. Run as root, the daemon is the machine-wide one
-(``/var/run/lttng``); the test skips if one is already running.
+(``/var/run/lttng``); when one is already running the test uses it with a
+session of its own.
 """
 
 from __future__ import annotations
@@ -135,8 +136,6 @@ def lttng_trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for tool in ("lttng", "lttng-sessiond", "gcc"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (lttng-tools, gcc)")
-    if os.geteuid() == 0 and _root_sessiond_running():
-        pytest.skip("a root LTTng session daemon is already running; not using it")
 
     work = tmp_path_factory.mktemp("lttng")
     program = _build_program(work)
@@ -149,7 +148,10 @@ def lttng_trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     session = f"otelzmq-compat-{os.getpid()}"
     output = work / "trace"
 
-    daemon = _start_sessiond(env, work)
+    # A root daemon already running serves our uniquely named session;
+    # otherwise the test starts its own and stops it afterwards.
+    shared_daemon = os.geteuid() == 0 and _root_sessiond_running()
+    daemon = None if shared_daemon else _start_sessiond(env, work)
     try:
         _run(["lttng", "create", session, f"--output={output}"], env, work)
         try:
@@ -163,12 +165,13 @@ def lttng_trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                 ["lttng", "destroy", session], env=env, capture_output=True, timeout=60
             )
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
     yield output
 
 

@@ -7,8 +7,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from tests.conftest import LTTNG_FIXTURE
-from tests.replay import tracekit
 
 from otelzmq.ctf.reader import (
     CtfError,
@@ -19,6 +17,8 @@ from otelzmq.ctf.reader import (
     find_traces,
     read_events,
 )
+from tests.conftest import LTTNG_FIXTURE
+from tests.replay import tracekit
 
 STREAM_0_EVENTS = 8  # events of vtid 10641, all in channel0_0
 STREAM_1_EVENTS = 9  # events of vtid 10640, all in channel0_1

@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import LTTNG_FIXTURE
-from tests.replay import tracekit
 
 from otelzmq.ctf.reader import CtfTrace, ReadStats, find_traces, read_events
+from tests.conftest import LTTNG_FIXTURE
+from tests.replay import tracekit
 
 FIXTURE_TRACE = LTTNG_FIXTURE / "ust" / "uid" / "0" / "64-bit"
 

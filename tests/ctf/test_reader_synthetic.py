@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.replay import tracekit
 
 from otelzmq.ctf.reader import CtfTrace, ReadStats, find_traces, read_events
 from otelzmq.ctf.tsdl import (
@@ -15,6 +14,7 @@ from otelzmq.ctf.tsdl import (
     metadata_text,
     parse_metadata,
 )
+from tests.replay import tracekit
 
 
 def _all_types_trace(tmp_path: Path) -> Path:

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 import zmq
-from tests.conftest import port_flags, wait_for_port
 
 from otelzmq import protocol
 from otelzmq.config import DEFAULT_MAX_MESSAGE_BYTES
+from tests.conftest import port_flags, wait_for_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import zmq
+
 from tests.conftest import port_flags, wait_for_port
 
 pytestmark = pytest.mark.slow

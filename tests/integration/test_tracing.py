@@ -10,10 +10,10 @@ import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
-from tests.conftest import host_environment, port_flags
-from tests.integration.babeltrace import decode
 
 from otelzmq import semconv as sc
+from tests.conftest import host_environment, port_flags
+from tests.integration.babeltrace import decode
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,8 @@ def _attributes(message) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def recorded_run(tmp_path_factory) -> dict[str, dict[str, list]]:
     """Run `otelzmq up` once; decode each host's trace with babeltrace2."""
-    from tests.conftest import free_port
-
     from otelzmq.config import ProxyPorts
+    from tests.conftest import free_port
 
     tmp = tmp_path_factory.mktemp("recorded")
     ports = ProxyPorts(*(free_port() for _ in range(4)))

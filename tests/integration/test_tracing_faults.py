@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
-from tests.conftest import port_flags, wait_for_port
-from tests.integration.babeltrace import decode
 
 from otelzmq import semconv as sc
+from tests.conftest import port_flags, wait_for_port
+from tests.integration.babeltrace import decode
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import host_environment, port_flags
 
 from otelzmq.client import default_sequence
 from otelzmq.primes import nth_prime
+from tests.conftest import host_environment, port_flags
 
 pytestmark = pytest.mark.slow
 
