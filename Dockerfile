@@ -54,6 +54,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m pip install --no-cache-dir --no-index --find-links=/wheels otelzmq
 
 COPY --chmod=0755 deploy/with-output-log.sh /usr/local/bin/with-output-log
+COPY --chmod=0755 deploy/healthcheck.py /usr/local/bin/otelzmq-healthcheck
 
 USER ${OTELZMQ_UID}:${OTELZMQ_GID}
 WORKDIR /home/otelzmq

@@ -210,13 +210,20 @@ port_ready() {
     in_ns "$ns" ss -Hltn "sport = :$port" 2>/dev/null | grep -q .
 }
 
+# True once a namespace has an established TCP connection to a remote port.
+connected() {
+    local ns=$1 port=$2
+    in_ns "$ns" ss -Htn state established "( dport = :$port )" 2>/dev/null \
+        | grep -q .
+}
+
 deadline=$((SECONDS + timeout))
 
 start_host proxy proxy --bind "${address[proxy]}" --expect-clients "$clients"
 for port in 5559 5560 5561 5562; do
     until port_ready "${namespace[proxy]}" "$port"; do
-        kill -0 "${pid[proxy]}" 2>/dev/null \
-            || die "the proxy exited before listening; see $out/output/proxy/stderr.log" 1
+        kill -0 "${pid[proxy]}" 2>/dev/null || die "the proxy exited before \
+listening; see $out/output/proxy/stderr.log" 1
         [ "$SECONDS" -lt "$deadline" ] || die "the proxy did not listen on $port" 1
         sleep 0.1
     done
@@ -225,6 +232,22 @@ done
 for ((i = 1; i <= servers; i++)); do
     start_host "server-$i" server --proxy-host "${address[proxy]}" --workers "$workers"
 done
+
+# Clients start once every server holds its connections to the proxy's
+# backend and terminator: a server that joined after the clients finished
+# would miss the proxy's KILL and never stop.
+for ((i = 1; i <= servers; i++)); do
+    for port in 5560 5562; do
+        until connected "${namespace[server-$i]}" "$port"; do
+            kill -0 "${pid[server-$i]}" 2>/dev/null \
+                || die "server-$i exited early; see $out/output/server-$i/stderr.log" 1
+            [ "$SECONDS" -lt "$deadline" ] \
+                || die "server-$i did not connect to the proxy's port $port" 1
+            sleep 0.1
+        done
+    done
+done
+
 for ((i = 1; i <= clients; i++)); do
     start_host "client-$i" client --proxy-host "${address[proxy]}" \
         --requests "$requests"

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from .helpers import (
     COMPOSE_FILE,
@@ -229,9 +228,40 @@ def test_cli_defaults_are_not_what_the_services_set(
         assert defaults["out"] != environment["OTELZMQ_OUT"]
 
 
-def test_wrapper_and_healthcheck_ship_in_the_image() -> None:
+def test_commands_the_services_name_are_in_the_image(
+    compose_config: ComposeConfig,
+) -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "deploy/with-output-log.sh /usr/local/bin/with-output-log" in dockerfile
-    source = yaml.safe_load(COMPOSE_FILE.read_text())
-    assert source["services"]["proxy"]["healthcheck"]["test"][1] == "python"
-    assert os.access(DEPLOY / "with-output-log.sh", os.X_OK)
+    installed = {"otelzmq", "sh"}  # the project's console script; the base image
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and words[-1].startswith("/usr/local/bin/"):
+            source = REPO / words[-2]
+            assert os.access(source, os.X_OK), f"{source} is not executable"
+            installed.add(words[-1].removeprefix("/usr/local/bin/"))
+
+    services = compose_config("--profile", "scale", "--profile", "replay")
+    for name, service in services["services"].items():
+        if service["image"] != "otelzmq:latest":
+            continue
+        named = [service.get("entrypoint", ["otelzmq"])[0]]
+        if "healthcheck" in service:
+            test = service["healthcheck"]["test"]
+            assert test[0] == "CMD"
+            named.append(test[1])
+        assert set(named) <= installed, name
+
+
+def test_clients_start_once_both_servers_are_connected(
+    compose_config: ComposeConfig,
+) -> None:
+    services = compose_config("--profile", "scale")["services"]
+    for host in SERVERS:
+        assert services[host]["healthcheck"]["test"][1:] == [
+            "otelzmq-healthcheck",
+            "server",
+        ]
+    for host in (*CLIENTS, "client"):
+        for server in SERVERS:
+            condition = services[host]["depends_on"][server]["condition"]
+            assert condition == "service_healthy"

@@ -29,6 +29,7 @@ from .helpers import DEPLOY, ComposeConfig, clean_environment, free_port
 pytestmark = pytest.mark.slow
 
 HOSTS = ("proxy", "server-1", "server-2", "client-1", "client-2", "client-3")
+SERVERS = HOSTS[1:3]
 CLIENTS = HOSTS[3:]
 PORT_VARIABLES = (
     "OTELZMQ_FRONTEND_PORT",
@@ -62,6 +63,11 @@ class LocalCompose:
         otelzmq.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m otelzmq "$@"\n')
         otelzmq.chmod(0o755)
         (self.bin_dir / "with-output-log").symlink_to(DEPLOY / "with-output-log.sh")
+        healthcheck = self.bin_dir / "otelzmq-healthcheck"
+        healthcheck.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{DEPLOY / "healthcheck.py"}" "$@"\n'
+        )
+        healthcheck.chmod(0o755)
 
     def substitute(self, text: str) -> str:
         """Map the /out mount and the collector's address onto this machine."""
@@ -98,16 +104,40 @@ class LocalCompose:
                 cwd=self.tmp_path,
             )
 
-    def healthy(self) -> bool:
-        test = self.services["proxy"]["healthcheck"]["test"]
+    def healthy(self, name: str) -> bool:
+        """Run the service's own healthcheck command, as the engine would."""
+        test = self.services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD"
         probe = subprocess.run(
-            [sys.executable, *test[2:]],
+            test[1:],
             capture_output=True,
-            env=clean_environment() | self.ports,
+            env=self.environment(name),
             timeout=30,
             check=False,
         )
-        return probe.returncode == 0
+        if probe.returncode != 0:
+            return False
+        if self.services[name]["command"][0] == "server":
+            # Here every host shares one network namespace, so the check
+            # would also see the other servers' connections; look at this
+            # server's own sockets too, as its container would.
+            return self._ports_wanted(name) <= established_ports(
+                self.processes[name].pid
+            )
+        return True
+
+    def _ports_wanted(self, name: str) -> set[int]:
+        return {
+            int(self.ports[variable])
+            for variable in ("OTELZMQ_BACKEND_PORT", "OTELZMQ_TERMINATOR_PORT")
+        }
+
+    def wait_healthy(self, name: str, deadline: float) -> None:
+        """Like ``service_healthy``: the healthcheck passes."""
+        while not self.healthy(name):
+            assert self.processes[name].poll() is None, self.stderr(name)
+            assert time.monotonic() < deadline, f"{name} never became healthy"
+            time.sleep(0.2)
 
     def stderr(self, name: str) -> str:
         return (self.tmp_path / f"{name}.stderr").read_text()
@@ -115,19 +145,24 @@ class LocalCompose:
     def wait_completed(self, name: str, deadline: float) -> None:
         """Like ``service_completed_successfully``: exited, with status 0."""
         remaining = max(deadline - time.monotonic(), 1.0)
-        status = self.processes[name].wait(timeout=remaining)
+        try:
+            status = self.processes[name].wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{name} is still running:\n{self.stderr(name)}")
         assert status == 0, self.stderr(name)
 
     def run_topology(self) -> None:
         deadline = time.monotonic() + RUN_DEADLINE_SECONDS
 
-        # depends_on: proxy service_healthy, before any server or client.
+        # depends_on: servers wait for the proxy to be healthy, clients for
+        # the proxy and both servers.
         self.start("proxy")
-        while not self.healthy():
-            assert self.processes["proxy"].poll() is None, self.stderr("proxy")
-            assert time.monotonic() < deadline, "the proxy never became healthy"
-            time.sleep(0.2)
-        for name in HOSTS[1:]:
+        self.wait_healthy("proxy", deadline)
+        for name in SERVERS:
+            self.start(name)
+        for name in SERVERS:
+            self.wait_healthy(name, deadline)
+        for name in CLIENTS:
             self.start(name)
 
         # Every host ends on its own: clients after their requests, the
@@ -145,6 +180,42 @@ class LocalCompose:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    pids = [pid]
+    for current in pids:
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pids.extend(int(child) for child in children.read_text().split())
+            except OSError:
+                continue  # the task ended meanwhile
+    return pids
+
+
+def established_ports(pid: int) -> set[int]:
+    """Remote ports of the established TCP sockets of a process tree."""
+    inodes = set()
+    for member in process_tree(pid):
+        for fd in Path(f"/proc/{member}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "01" and fields[9] in inodes:
+                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The two commands the compose file runs besides otelzmq itself: the
-output-log wrapper every host starts under, and the proxy's healthcheck."""
+"""The two helpers the image adds to otelzmq: the output-log wrapper every
+host starts under, and the proxy and server healthchecks."""
 
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from otelzmq.config import (
+    DEFAULT_BACKEND_PORT,
+    DEFAULT_CONNECTOR_PORT,
+    DEFAULT_FRONTEND_PORT,
+    DEFAULT_TERMINATOR_PORT,
+)
+
 from .helpers import DEPLOY, clean_environment, free_port
 
 WRAPPER = DEPLOY / "with-output-log.sh"
+HEALTHCHECK = DEPLOY / "healthcheck.py"
 PORT_VARIABLES = (
     "OTELZMQ_FRONTEND_PORT",
     "OTELZMQ_BACKEND_PORT",
@@ -110,55 +118,107 @@ def listeners() -> Iterator[dict[str, socket.socket]]:
     sockets: dict[str, socket.socket] = {}
     try:
         for variable in PORT_VARIABLES:
-            listener = socket.create_server(("127.0.0.1", 0))
-            sockets[variable] = listener
+            sockets[variable] = socket.create_server(("127.0.0.1", 0))
         yield sockets
     finally:
         for listener in sockets.values():
             listener.close()
 
 
+def listener_ports(listeners: dict[str, socket.socket]) -> dict[str, int]:
+    return {name: s.getsockname()[1] for name, s in listeners.items()}
+
+
 def run_healthcheck(
-    compose_source: dict[str, object], ports: dict[str, int]
+    role: str, ports: dict[str, int], **extra: str
 ) -> subprocess.CompletedProcess[str]:
-    test = compose_source["services"]["proxy"]["healthcheck"]["test"]  # type: ignore[index]
-    assert test[:2] == ["CMD", "python"]
     env = clean_environment() | {name: str(port) for name, port in ports.items()}
     return subprocess.run(
-        [sys.executable, *test[2:]],
+        [sys.executable, str(HEALTHCHECK), role],
         capture_output=True,
         text=True,
-        env=env,
+        env=env | extra,
         timeout=30,
         check=False,
     )
 
 
-def test_healthcheck_passes_when_all_four_ports_listen(
-    compose_source: dict[str, object], listeners: dict[str, socket.socket]
+def test_proxy_is_healthy_when_all_four_ports_listen(
+    listeners: dict[str, socket.socket],
 ) -> None:
-    ports = {name: s.getsockname()[1] for name, s in listeners.items()}
-    result = run_healthcheck(compose_source, ports)
-    assert result.returncode == 0, result.stderr
+    result = run_healthcheck("proxy", listener_ports(listeners))
+    assert result.returncode == 0, result.stdout
+    assert "all four proxy ports" in result.stdout
+
+
+def test_proxy_check_uses_a_specific_bind_address(
+    listeners: dict[str, socket.socket],
+) -> None:
+    ports = listener_ports(listeners)
+    on_any = run_healthcheck("proxy", ports, OTELZMQ_BIND_ADDRESS="0.0.0.0")
+    assert on_any.returncode == 0
+    on_loopback = run_healthcheck("proxy", ports, OTELZMQ_BIND_ADDRESS="127.0.0.1")
+    assert on_loopback.returncode == 0
+    elsewhere = run_healthcheck("proxy", ports, OTELZMQ_BIND_ADDRESS="127.0.0.2")
+    assert elsewhere.returncode == 1
 
 
 @pytest.mark.parametrize("closed", PORT_VARIABLES)
-def test_healthcheck_fails_while_one_port_is_closed(
-    compose_source: dict[str, object],
-    listeners: dict[str, socket.socket],
-    closed: str,
+def test_proxy_is_unhealthy_while_one_port_is_closed(
+    listeners: dict[str, socket.socket], closed: str
 ) -> None:
-    ports = {name: s.getsockname()[1] for name, s in listeners.items()}
+    ports = listener_ports(listeners)
     listeners[closed].close()
     ports[closed] = free_port()
-    result = run_healthcheck(compose_source, ports)
-    assert result.returncode != 0
-    assert "ConnectionRefusedError" in result.stderr
+
+    result = run_healthcheck("proxy", ports)
+
+    assert result.returncode == 1
+    role = closed.removeprefix("OTELZMQ_").removesuffix("_PORT").lower()
+    assert result.stdout.startswith(f"{role} port 127.0.0.1:{ports[closed]}")
 
 
-def test_healthcheck_defaults_to_the_original_ports(
-    compose_source: dict[str, object],
+@pytest.mark.parametrize(
+    ("connected", "healthy"),
+    [
+        ((), False),
+        (("OTELZMQ_BACKEND_PORT",), False),
+        (("OTELZMQ_TERMINATOR_PORT",), False),
+        (("OTELZMQ_BACKEND_PORT", "OTELZMQ_TERMINATOR_PORT"), True),
+    ],
+)
+def test_server_is_healthy_once_connected_to_backend_and_terminator(
+    listeners: dict[str, socket.socket], connected: tuple[str, ...], healthy: bool
 ) -> None:
-    test = compose_source["services"]["proxy"]["healthcheck"]["test"]  # type: ignore[index]
-    for port in ("5559", "5560", "5561", "5562"):
-        assert port in test[-1]
+    ports = listener_ports(listeners)
+    clients = [socket.create_connection(("127.0.0.1", ports[n])) for n in connected]
+    accepted = [listeners[name].accept()[0] for name in connected]
+    try:
+        result = run_healthcheck("server", ports)
+    finally:
+        for sock in clients + accepted:
+            sock.close()
+
+    assert result.returncode == (0 if healthy else 1), result.stdout
+    if not healthy:
+        assert result.stdout.startswith("not connected to the proxy's")
+
+
+def test_healthcheck_rejects_an_unknown_role() -> None:
+    result = run_healthcheck("client", {})
+    assert result.returncode == 2
+    assert result.stdout.startswith("usage: otelzmq-healthcheck")
+
+
+def test_healthcheck_defaults_to_the_original_ports() -> None:
+    sys.path.insert(0, str(DEPLOY))
+    try:
+        import healthcheck
+    finally:
+        sys.path.remove(str(DEPLOY))
+    assert healthcheck.DEFAULT_PORTS == {
+        "FRONTEND": DEFAULT_FRONTEND_PORT,
+        "BACKEND": DEFAULT_BACKEND_PORT,
+        "CONNECTOR": DEFAULT_CONNECTOR_PORT,
+        "TERMINATOR": DEFAULT_TERMINATOR_PORT,
+    }
