@@ -36,6 +36,7 @@ from otelzmq.config import (
     ports_from_args,
     positive_int,
 )
+from otelzmq.server import READY_MESSAGE
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,12 @@ DEFAULT_OUT = "out"
 
 #: Seconds to wait for the proxy to bind its ports.
 PROXY_START_TIMEOUT = 15.0
-#: Seconds hosts get to exit after the clients are done.
+#: Seconds servers get to set up their sockets and workers.
+SERVER_START_TIMEOUT = 30.0
+#: Seconds the proxy gets to exit after the clients are done.
 SHUTDOWN_TIMEOUT = 15.0
+#: Seconds servers get to exit after the proxy did, before SIGTERM.
+SERVER_STOP_GRACE = 5.0
 #: Seconds between SIGTERM and SIGKILL when stopping hosts.
 TERMINATE_GRACE = 5.0
 STATUS_INTERVAL = 0.2
@@ -116,9 +121,17 @@ class Launcher:
         try:
             self._check_ports_free()
             self._prepare_out()
-            self._start_proxy()
-            for name in self.plan.server_names:
+            # Servers may connect before the proxy binds (ZeroMQ reconnects),
+            # so both start at once; clients wait until both are ready.
+            proxy = self._start(
+                "proxy", "proxy", ["--expect-clients", str(self.plan.clients)]
+            )
+            servers = [
                 self._start("server", name, ["--workers", str(self.plan.workers)])
+                for name in self.plan.server_names
+            ]
+            self._wait_for_ports(proxy)
+            self._wait_until_ready(servers)
             for name in self.plan.client_names:
                 self._start("client", name, ["--requests", str(self.plan.requests)])
             self._wait_for_clients()
@@ -166,10 +179,7 @@ class Launcher:
                 logger.info("Removing the previous run's %s", target)
                 shutil.rmtree(target)
 
-    def _start_proxy(self) -> None:
-        proxy = self._start(
-            "proxy", "proxy", ["--expect-clients", str(self.plan.clients)]
-        )
+    def _wait_for_ports(self, proxy: Host) -> None:
         deadline = time.monotonic() + PROXY_START_TIMEOUT
         while not all(
             _port_open(_PROXY_HOST, number)
@@ -239,15 +249,60 @@ class Launcher:
                 )
             time.sleep(STATUS_INTERVAL)
 
+    def _wait_until_ready(self, servers: list[Host]) -> None:
+        """Wait until every server has subscribed to KILL and has workers.
+
+        Clients start only then, so no request waits for a server that is
+        still starting and no server can miss the proxy's KILL.
+        """
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        waiting = list(servers)
+        while waiting:
+            for host in list(waiting):
+                if host.process.poll() is not None:
+                    raise LaunchFailed(
+                        f"{host.name} exited with status {host.process.returncode}"
+                        f" while starting:\n{host.last_lines()}"
+                    )
+                if _log_contains(host.log_path, READY_MESSAGE):
+                    waiting.remove(host)
+            if time.monotonic() > deadline:
+                names = ", ".join(host.name for host in waiting)
+                raise LaunchFailed(
+                    f"{names} did not start within {SERVER_START_TIMEOUT:g} s"
+                )
+            time.sleep(0.02)
+
     def _wait_for_shutdown(self) -> None:
-        deadline = time.monotonic() + SHUTDOWN_TIMEOUT
+        """Wait for the proxy, then the servers, to stop by themselves.
+
+        A server still running once the proxy is gone missed its KILL; it
+        is asked to stop with SIGTERM, which it treats like KILL.
+        """
+        proxy = self.hosts["proxy"]
+        try:
+            code = proxy.process.wait(SHUTDOWN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise LaunchFailed(
+                f"the proxy did not stop within {SHUTDOWN_TIMEOUT:g} s of the "
+                "clients being done"
+            ) from None
+        if code != 0:
+            raise LaunchFailed(
+                f"the proxy exited with status {code}:\n{proxy.last_lines()}"
+            )
+
+        deadline = time.monotonic() + SERVER_STOP_GRACE
         for host in self.hosts.values():
             try:
                 code = host.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                raise LaunchFailed(
-                    f"{host.name} did not stop after the clients were done"
-                ) from None
+                logger.warning("%s missed the kill signal; sending SIGTERM", host.name)
+                host.process.send_signal(signal.SIGTERM)
+                try:
+                    code = host.process.wait(TERMINATE_GRACE)
+                except subprocess.TimeoutExpired:
+                    raise LaunchFailed(f"{host.name} ignored SIGTERM") from None
             if code != 0:
                 raise LaunchFailed(
                     f"{host.name} exited with status {code}:\n{host.last_lines()}"
@@ -323,6 +378,13 @@ def _port_open(host: str, number: int) -> bool:
     try:
         with socket.create_connection((host, number), timeout=0.2):
             return True
+    except OSError:
+        return False
+
+
+def _log_contains(log_path: Path, text: str) -> bool:
+    try:
+        return text.encode() in log_path.read_bytes()
     except OSError:
         return False
 

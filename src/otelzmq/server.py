@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_WORKERS = 2
 POLL_INTERVAL_MS = 200
 
+#: The story line a server prints once its sockets and workers are set up;
+#: the launcher waits for it before starting clients.
+READY_MESSAGE = "Connecting client to workers..."
+
 #: Seconds the server waits for its workers to finish their current request.
 WORKER_JOIN_TIMEOUT = 5.0
 
@@ -103,7 +107,7 @@ class Server:
             )
             thread.start()
             self._threads.append(thread)
-        self._console.say("Connecting client to workers...")
+        self._console.say(READY_MESSAGE)
 
     def run(self) -> None:
         """Relay messages both ways until KILL or interrupt."""
