@@ -19,6 +19,7 @@ DEBIAN_PACKAGES=(
     docker-compose       # validates docker-compose.yml without an engine
     iproute2             # network namespaces for the multi-host run
     openssl              # certificates for the replay's TLS test
+    shellcheck           # lints the deployment scripts
     python3-venv         # the virtual environment below, on Debian's Python
 )
 

@@ -112,6 +112,7 @@ class Client:
         self._duration = meter.create_histogram(
             sc.CLIENT_REQUEST_DURATION,
             unit="s",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS,
             description="Time from the first attempt to the answer",
         )
         self._requests = meter.create_counter(

@@ -48,3 +48,22 @@ WORKER_COMPUTE_DURATION = "otelzmq.worker.compute.duration"
 WORKER_ACTIVE_REQUESTS = "otelzmq.worker.active_requests"
 OUTCOME = "otelzmq.outcome"
 DIRECTION = "otelzmq.direction"
+
+#: Histogram bucket boundaries for durations in seconds, from 0.5 ms to 10 s:
+#: the SDK's defaults start at 5 and would put every request in one bucket.
+DURATION_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)

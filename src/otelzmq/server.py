@@ -13,8 +13,10 @@ import argparse
 import itertools
 import logging
 import threading
+import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from otelzmq import protocol
 from otelzmq.config import (
@@ -23,6 +25,7 @@ from otelzmq.config import (
     ProxyAddress,
     add_port_arguments,
     add_proxy_host_argument,
+    env_float,
     env_int,
     positive_int,
     proxy_address_from_args,
@@ -43,6 +46,10 @@ READY_MESSAGE = "Connecting client to workers..."
 #: Seconds the server waits for its workers to finish their current request.
 WORKER_JOIN_TIMEOUT = 5.0
 
+#: Seconds without a connection to the proxy, once connected, before the
+#: server stops by itself: a server that missed KILL must not run for ever.
+DEFAULT_PROXY_LOSS_TIMEOUT = 10.0
+
 _server_ids = itertools.count(1)
 
 
@@ -54,6 +61,8 @@ class Server:
         proxy: Where the proxy is.
         workers: How many worker threads to start.
         max_nth: The largest n the workers compute.
+        proxy_loss_timeout: Stop after this many seconds without the proxy,
+            once it had been reached; 0 to wait for KILL only.
         context: The ZeroMQ context (default: the global one).
     """
 
@@ -63,6 +72,7 @@ class Server:
         proxy: ProxyAddress,
         workers: int = DEFAULT_WORKERS,
         max_nth: int = DEFAULT_MAX_NTH,
+        proxy_loss_timeout: float = DEFAULT_PROXY_LOSS_TIMEOUT,
         context: zmq.Context | None = None,
     ) -> None:
         if workers < 1:
@@ -71,6 +81,8 @@ class Server:
         self._proxy = proxy
         self._worker_count = workers
         self._max_nth = max_nth
+        self._proxy_loss_timeout = proxy_loss_timeout
+        self._proxy_lost_since: float | None = None
         self._context = context or zmq.Context.instance()
         self._workers_endpoint = f"inproc://otelzmq-workers-{next(_server_ids)}"
         self._stop = threading.Event()
@@ -110,23 +122,50 @@ class Server:
         self._console.say(READY_MESSAGE)
 
     def run(self) -> None:
-        """Relay messages both ways until KILL or interrupt."""
+        """Relay messages both ways until KILL, interrupt or proxy loss."""
+        monitor = self.frontend.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
+        )
         poller = zmq.Poller()
-        poller.register(self.frontend, zmq.POLLIN)
-        poller.register(self.workers, zmq.POLLIN)
-        poller.register(self.terminator, zmq.POLLIN)
-        while not self._stop.is_set():
-            events = dict(poller.poll(POLL_INTERVAL_MS))
-            if events.get(self.frontend):
-                # [proxy id, client id, "", context, nth] goes on unchanged;
-                # the worker's REP socket strips and restores the envelope.
-                self.workers.send_multipart(self.frontend.recv_multipart())
-            if events.get(self.workers):
-                self.frontend.send_multipart(self.workers.recv_multipart())
-            if events.get(self.terminator):
-                if self.terminator.recv() == protocol.KILL:
-                    self._console.say("Received kill signal")
+        for socket in (self.frontend, self.workers, self.terminator, monitor):
+            poller.register(socket, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(POLL_INTERVAL_MS))
+                if events.get(self.frontend):
+                    # [proxy id, client id, "", context, nth] goes on as is;
+                    # the worker's REP socket strips and restores the envelope.
+                    self.workers.send_multipart(self.frontend.recv_multipart())
+                if events.get(self.workers):
+                    self.frontend.send_multipart(self.workers.recv_multipart())
+                if events.get(self.terminator):
+                    if self.terminator.recv() == protocol.KILL:
+                        self._console.say("Received kill signal")
+                        self._stop.set()
+                if events.get(monitor):
+                    self._track_proxy(recv_monitor_message(monitor)["event"])
+                if self._proxy_gone():
+                    self._console.say(
+                        "Lost the proxy %g s ago; shutting down",
+                        self._proxy_loss_timeout,
+                        level=logging.WARNING,
+                    )
                     self._stop.set()
+        finally:
+            self.frontend.disable_monitor()
+            monitor.close()
+
+    def _track_proxy(self, event: int) -> None:
+        if event == zmq.EVENT_CONNECTED:
+            self._proxy_lost_since = None
+        elif event == zmq.EVENT_DISCONNECTED:
+            logger.info("The connection to the proxy dropped")
+            self._proxy_lost_since = time.monotonic()
+
+    def _proxy_gone(self) -> bool:
+        if not self._proxy_loss_timeout or self._proxy_lost_since is None:
+            return False
+        return time.monotonic() - self._proxy_lost_since >= self._proxy_loss_timeout
 
     def stop(self) -> None:
         """Stop the workers and close the sockets."""
@@ -163,6 +202,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="largest n computed; larger requests get an error reply "
         f"(env {ENV_PREFIX}MAX_NTH, default {DEFAULT_MAX_NTH})",
     )
+    parser.add_argument(
+        "--proxy-loss-timeout",
+        type=float,
+        default=env_float("PROXY_LOSS_TIMEOUT", DEFAULT_PROXY_LOSS_TIMEOUT),
+        metavar="SECONDS",
+        help="stop after losing the proxy for this long, 0 to wait for KILL "
+        f"only (env {ENV_PREFIX}PROXY_LOSS_TIMEOUT, "
+        f"default {DEFAULT_PROXY_LOSS_TIMEOUT:g})",
+    )
     from otelzmq.telemetry import add_telemetry_arguments
 
     add_telemetry_arguments(parser, "server")
@@ -176,6 +224,7 @@ def main(args: argparse.Namespace) -> int:
             proxy_address_from_args(args),
             workers=args.workers,
             max_nth=args.max_nth,
+            proxy_loss_timeout=args.proxy_loss_timeout,
         )
         try:
             server.start()

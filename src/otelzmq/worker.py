@@ -63,6 +63,7 @@ class Worker:
         self._compute_duration = meter.create_histogram(
             sc.WORKER_COMPUTE_DURATION,
             unit="s",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS,
             description="Time spent computing one nth prime",
         )
         self._active = meter.create_up_down_counter(

@@ -150,3 +150,18 @@ def test_proxy_port_in_use_names_the_port(hosts, ports) -> None:
     assert f"tcp://127.0.0.1:{ports.frontend}" in err
     assert "already in use" in err
     assert "Traceback" not in err
+
+
+def test_a_server_stops_when_the_proxy_is_gone(hosts, ports) -> None:
+    proxy = start_proxy(hosts, ports)
+    server = hosts.start("server", *port_flags(ports), "--proxy-loss-timeout", "1")
+    # The server is connected once a request goes through.
+    client = start_client(hosts, ports, "probe", "--nth", "3")
+    assert client.wait(30) == 0
+    proxy.send_signal(signal.SIGKILL)  # no KILL gets published
+    proxy.wait(5)
+
+    out, err = server.communicate(timeout=20)
+    assert server.returncode == 0
+    assert "Lost the proxy 1 s ago; shutting down" in out
+    assert "Traceback" not in err
