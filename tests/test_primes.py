@@ -14,7 +14,7 @@ KNOWN = {
     100_000: 1_299_709,
     1_000_000: 15_485_863,
     10_000_000: 179_424_673,
-    # A few more landmarks, including the seed's outputs.
+    # A few more landmarks, including the original system's outputs.
     2: 3,
     6: 13,
     1_001: 7_927,

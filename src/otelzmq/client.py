@@ -46,7 +46,7 @@ from otelzmq.sockets import limit_message_size, receive
 logger = logging.getLogger(__name__)
 
 DEFAULT_REQUESTS = 10
-#: The seed's sequence: n = 1, 1001, 2001, ...
+#: The original system's sequence: n = 1, 1001, 2001, ...
 NTH_START = 1
 NTH_STEP = 1000
 
@@ -69,7 +69,7 @@ class Answer:
 
 
 def default_sequence(count: int) -> list[int]:
-    """Return the seed's n values: 1, 1001, 2001, ... (``count`` of them)."""
+    """Return the original system's n values: 1, 1001, 2001, ... (``count``)."""
     return [NTH_START + NTH_STEP * i for i in range(count)]
 
 
