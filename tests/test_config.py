@@ -48,3 +48,20 @@ def test_port_flags_default_to_the_environment(monkeypatch) -> None:
     config.add_port_arguments(parser)
     ports = config.ports_from_args(parser.parse_args([]))
     assert ports == config.ProxyPorts(7001, 5560, 5561, 5562)
+
+
+def test_settings_document_their_variable_and_default(monkeypatch) -> None:
+    monkeypatch.setenv("OTELZMQ_IDLE_GRACE", "2.5")
+    parser = argparse.ArgumentParser()
+    config.add_setting(parser, "--idle-grace", "IDLE_GRACE", 10.0, "wait", type=float)
+    config.add_setting(
+        parser, "--metrics-port", "METRICS_PORT", None, "serve", type=config.port
+    )
+
+    args = parser.parse_args([])
+    assert args.idle_grace == 2.5
+    assert args.metrics_port is None
+    help_text = " ".join(parser.format_help().split())
+    assert "(env OTELZMQ_IDLE_GRACE, default 10)" in help_text
+    assert "(env OTELZMQ_METRICS_PORT)" in help_text
+    assert parser.parse_args(["--metrics-port", "9464"]).metrics_port == 9464

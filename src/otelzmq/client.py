@@ -29,12 +29,10 @@ from opentelemetry import metrics, trace
 from otelzmq import protocol
 from otelzmq import semconv as sc
 from otelzmq.config import (
-    ENV_PREFIX,
     ProxyAddress,
     add_port_arguments,
     add_proxy_host_argument,
-    env_float,
-    env_int,
+    add_setting,
     positive_int,
     proxy_address_from_args,
 )
@@ -312,13 +310,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_proxy_host_argument(parser)
     add_port_arguments(parser)
     values = parser.add_mutually_exclusive_group()
-    values.add_argument(
+    add_setting(
+        values,
         "--requests",
+        "REQUESTS",
+        DEFAULT_REQUESTS,
+        "ask for n = 1, 1001, 2001, ... K times",
         type=positive_int,
-        default=env_int("REQUESTS", DEFAULT_REQUESTS, minimum=1),
         metavar="K",
-        help="ask for n = 1, 1001, 2001, ... K times "
-        f"(env {ENV_PREFIX}REQUESTS, default {DEFAULT_REQUESTS})",
     )
     values.add_argument(
         "--nth",
@@ -327,21 +326,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="ask for these values of n instead",
     )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--timeout",
+        "REQUEST_TIMEOUT",
+        DEFAULT_REQUEST_TIMEOUT,
+        "wait this long for each reply",
         type=float,
-        default=env_float("REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT),
         metavar="SECONDS",
-        help="wait this long for each reply "
-        f"(env {ENV_PREFIX}REQUEST_TIMEOUT, default {DEFAULT_REQUEST_TIMEOUT:g})",
     )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--attempts",
+        "ATTEMPTS",
+        DEFAULT_ATTEMPTS,
+        "attempts per request before giving up",
         type=positive_int,
-        default=env_int("ATTEMPTS", DEFAULT_ATTEMPTS, minimum=1),
         metavar="N",
-        help="attempts per request before giving up "
-        f"(env {ENV_PREFIX}ATTEMPTS, default {DEFAULT_ATTEMPTS})",
     )
     from otelzmq.telemetry import add_telemetry_arguments
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,59 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_setting(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    variable: str,
+    default: str | int | float | None,
+    help: str,
+    *,
+    type: Callable[[str], Any] = str,
+    metavar: str | None = None,
+) -> None:
+    """Add a flag whose default comes from ``OTELZMQ_<variable>``.
+
+    The help text gains the variable's name and the built-in default, so
+    every setting documents itself the same way in ``--help``.
+
+    Args:
+        parser: The parser or argument group to add the flag to.
+        flag: The flag, such as ``--workers``.
+        variable: The variable's name without the ``OTELZMQ_`` prefix.
+        default: The built-in default; None for "not set".
+        help: What the setting does, in a few words.
+        type: The argparse converter; it also picks how the variable is read.
+        metavar: The flag's value name in ``--help``.
+    """
+    if isinstance(default, float):
+        shown = f", default {default:g}"
+    else:
+        shown = "" if default is None else f", default {default}"
+    parser.add_argument(
+        flag,
+        type=type,
+        default=_environment_default(variable, default, type),
+        metavar=metavar,
+        help=f"{help} (env {ENV_PREFIX}{variable}{shown})",
+    )
+
+
+def _environment_default(
+    variable: str, default: str | int | float | None, kind: Callable[[str], Any]
+) -> Any:
+    """Read a setting's variable the way its flag's type reads the flag."""
+    if kind is str:
+        return (
+            env_str(variable, default)
+            if default is not None
+            else (os.environ.get(ENV_PREFIX + variable, "").strip() or None)
+        )
+    if kind is float:
+        return env_float(variable, float(default or 0))
+    minimum = 1 if kind in (positive_int, port) else 0
+    return env_int(variable, int(default or 0), minimum=minimum) or default
+
+
 @dataclass(frozen=True)
 class ProxyPorts:
     """The four ports the proxy binds."""
@@ -152,14 +207,14 @@ def add_port_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the four proxy port flags, defaulting to the environment."""
     group = parser.add_argument_group("proxy ports")
     for name, default in ProxyPorts().as_dict().items():
-        variable = f"{name.upper()}_PORT"
-        group.add_argument(
+        add_setting(
+            group,
             f"--{name}-port",
+            f"{name.upper()}_PORT",
+            default,
+            f"the proxy's {name} port",
             type=port,
-            default=env_int(variable, default, minimum=1),
             metavar="PORT",
-            help=f"the proxy's {name} port (env {ENV_PREFIX}{variable}, "
-            f"default {default})",
         )
 
 
@@ -174,12 +229,13 @@ def ports_from_args(args: argparse.Namespace) -> ProxyPorts:
 
 def add_proxy_host_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--proxy-host`` (env ``OTELZMQ_PROXY_HOST``)."""
-    parser.add_argument(
+    add_setting(
+        parser,
         "--proxy-host",
-        default=env_str("PROXY_HOST", DEFAULT_PROXY_HOST),
+        "PROXY_HOST",
+        DEFAULT_PROXY_HOST,
+        "host name or address of the proxy",
         metavar="HOST",
-        help="host name or address of the proxy (env OTELZMQ_PROXY_HOST, "
-        f"default {DEFAULT_PROXY_HOST})",
     )
 
 

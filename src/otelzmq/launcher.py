@@ -32,7 +32,7 @@ from otelzmq.config import (
     ENV_PREFIX,
     ProxyPorts,
     add_port_arguments,
-    env_int,
+    add_setting,
     ports_from_args,
     positive_int,
 )
@@ -405,43 +405,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "wait until every client has its answers, and leave traces and logs "
         "under --out.",
     )
-    parser.add_argument(
-        "--clients",
-        type=positive_int,
-        default=env_int("CLIENTS", DEFAULT_CLIENTS, minimum=1),
-        help=f"client hosts (default {DEFAULT_CLIENTS})",
+    for flag, variable, default, what in (
+        ("--clients", "CLIENTS", DEFAULT_CLIENTS, "client hosts"),
+        ("--servers", "SERVERS", DEFAULT_SERVERS, "server hosts"),
+        ("--workers", "WORKERS", DEFAULT_WORKERS, "worker threads per server"),
+        ("--requests", "REQUESTS", DEFAULT_REQUESTS, "requests per client"),
+    ):
+        add_setting(parser, flag, variable, default, what, type=positive_int)
+    add_setting(
+        parser, "--out", "OUT", DEFAULT_OUT, "where traces and logs go", metavar="DIR"
     )
-    parser.add_argument(
-        "--servers",
-        type=positive_int,
-        default=env_int("SERVERS", DEFAULT_SERVERS, minimum=1),
-        help=f"server hosts (default {DEFAULT_SERVERS})",
-    )
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=env_int("WORKERS", DEFAULT_WORKERS, minimum=1),
-        help=f"worker threads per server (default {DEFAULT_WORKERS})",
-    )
-    parser.add_argument(
-        "--requests",
-        type=positive_int,
-        default=env_int("REQUESTS", DEFAULT_REQUESTS, minimum=1),
-        help=f"requests per client (default {DEFAULT_REQUESTS})",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(os.environ.get(ENV_PREFIX + "OUT") or DEFAULT_OUT),
-        metavar="DIR",
-        help="where traces and logs go (default out)",
-    )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--timeout",
+        "UP_TIMEOUT",
+        DEFAULT_TIMEOUT,
+        "give up after this long",
         type=float,
-        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"give up after this long (default {DEFAULT_TIMEOUT:g})",
     )
     add_port_arguments(parser)
     parser.set_defaults(run=main)
@@ -453,7 +434,7 @@ def main(args: argparse.Namespace) -> int:
         servers=args.servers,
         workers=args.workers,
         requests=args.requests,
-        out=args.out,
+        out=Path(args.out),
         ports=ports_from_args(args),
         timeout=args.timeout,
     )

@@ -36,12 +36,9 @@ from otelzmq import protocol
 from otelzmq import semconv as sc
 from otelzmq.config import (
     DEFAULT_BIND_ADDRESS,
-    ENV_PREFIX,
     ProxyPorts,
     add_port_arguments,
-    env_float,
-    env_int,
-    env_str,
+    add_setting,
     ports_from_args,
     tcp_endpoint,
 )
@@ -355,38 +352,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Bind the frontend, backend, connector and terminator "
         "sockets and forward requests and replies, tracing each one.",
     )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--bind",
-        default=env_str("BIND_ADDRESS", DEFAULT_BIND_ADDRESS),
+        "BIND_ADDRESS",
+        DEFAULT_BIND_ADDRESS,
+        "address to bind the four sockets to, * for all",
         metavar="ADDR",
-        help="address to bind the four sockets to, * for all "
-        f"(env {ENV_PREFIX}BIND_ADDRESS, default {DEFAULT_BIND_ADDRESS})",
     )
     add_port_arguments(parser)
-    parser.add_argument(
+    add_setting(
+        parser,
         "--expect-clients",
+        "EXPECT_CLIENTS",
+        0,
+        "stop once N clients have connected and all have left",
         type=int,
-        default=env_int("EXPECT_CLIENTS", 0),
         metavar="N",
-        help="stop once N clients have connected and all have left "
-        f"(env {ENV_PREFIX}EXPECT_CLIENTS)",
     )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--idle-grace",
+        "IDLE_GRACE",
+        DEFAULT_IDLE_GRACE,
+        "without --expect-clients, stop after this long with no client once "
+        "clients have come and gone",
         type=float,
-        default=env_float("IDLE_GRACE", DEFAULT_IDLE_GRACE),
         metavar="SECONDS",
-        help="without --expect-clients, stop after this long with no client "
-        f"once clients have come and gone (env {ENV_PREFIX}IDLE_GRACE, "
-        f"default {DEFAULT_IDLE_GRACE:g})",
     )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--heartbeat-timeout",
+        "HEARTBEAT_TIMEOUT",
+        HEARTBEAT_TIMEOUT,
+        "forget a client silent for this long",
         type=float,
-        default=env_float("HEARTBEAT_TIMEOUT", HEARTBEAT_TIMEOUT),
         metavar="SECONDS",
-        help="forget a client silent for this long "
-        f"(env {ENV_PREFIX}HEARTBEAT_TIMEOUT, default {HEARTBEAT_TIMEOUT:g})",
     )
     from otelzmq.telemetry import add_telemetry_arguments
 

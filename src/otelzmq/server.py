@@ -21,12 +21,10 @@ from zmq.utils.monitor import recv_monitor_message
 from otelzmq import protocol
 from otelzmq.config import (
     DEFAULT_MAX_NTH,
-    ENV_PREFIX,
     ProxyAddress,
     add_port_arguments,
     add_proxy_host_argument,
-    env_float,
-    env_int,
+    add_setting,
     positive_int,
     proxy_address_from_args,
 )
@@ -187,29 +185,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_proxy_host_argument(parser)
     add_port_arguments(parser)
-    parser.add_argument(
+    add_setting(
+        parser,
         "--workers",
+        "WORKERS",
+        DEFAULT_WORKERS,
+        "worker threads",
         type=positive_int,
-        default=env_int("WORKERS", DEFAULT_WORKERS, minimum=1),
         metavar="N",
-        help=f"worker threads (env {ENV_PREFIX}WORKERS, default {DEFAULT_WORKERS})",
     )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--max-nth",
+        "MAX_NTH",
+        DEFAULT_MAX_NTH,
+        "largest n computed; larger requests get an error reply",
         type=positive_int,
-        default=env_int("MAX_NTH", DEFAULT_MAX_NTH, minimum=1),
         metavar="N",
-        help="largest n computed; larger requests get an error reply "
-        f"(env {ENV_PREFIX}MAX_NTH, default {DEFAULT_MAX_NTH})",
     )
-    parser.add_argument(
+    add_setting(
+        parser,
         "--proxy-loss-timeout",
+        "PROXY_LOSS_TIMEOUT",
+        DEFAULT_PROXY_LOSS_TIMEOUT,
+        "stop after losing the proxy for this long, 0 to wait for KILL only",
         type=float,
-        default=env_float("PROXY_LOSS_TIMEOUT", DEFAULT_PROXY_LOSS_TIMEOUT),
         metavar="SECONDS",
-        help="stop after losing the proxy for this long, 0 to wait for KILL "
-        f"only (env {ENV_PREFIX}PROXY_LOSS_TIMEOUT, "
-        f"default {DEFAULT_PROXY_LOSS_TIMEOUT:g})",
     )
     from otelzmq.telemetry import add_telemetry_arguments
 

@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otelzmq import __version__
-from otelzmq.config import ENV_PREFIX, env_int, env_str, port
+from otelzmq.config import ENV_PREFIX, add_setting, port
 
 logger = logging.getLogger(__name__)
 
@@ -59,33 +59,37 @@ _OTLP_ENTRY_POINTS = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_ht
 def add_telemetry_arguments(parser: argparse.ArgumentParser, role: str) -> None:
     """Add the flags every host shares: name, output folder, Prometheus."""
     group = parser.add_argument_group("telemetry")
-    group.add_argument(
+    add_setting(
+        group,
         "--name",
-        default=env_str("HOST_NAME", role),
-        help="this host's name, used as service.instance.id and as the name "
-        f"of its trace folder (env {ENV_PREFIX}HOST_NAME, default {role})",
+        "HOST_NAME",
+        role,
+        "this host's name: its service.instance.id and trace folder name",
     )
-    group.add_argument(
+    add_setting(
+        group,
         "--out",
-        default=env_str("OUT", DEFAULT_OUT),
+        "OUT",
+        DEFAULT_OUT,
+        "CTF traces go to DIR/ctf-traces/NAME",
         metavar="DIR",
-        help="CTF traces go to DIR/ctf-traces/NAME "
-        f"(env {ENV_PREFIX}OUT, default {DEFAULT_OUT})",
     )
-    group.add_argument(
+    add_setting(
+        group,
         "--prometheus-port",
+        "PROMETHEUS_PORT",
+        None,
+        "serve live metrics for Prometheus on PORT/metrics",
         type=port,
-        default=env_int("PROMETHEUS_PORT", 0) or None,
         metavar="PORT",
-        help="serve live metrics for Prometheus on PORT/metrics "
-        f"(env {ENV_PREFIX}PROMETHEUS_PORT)",
     )
-    group.add_argument(
+    add_setting(
+        group,
         "--prometheus-host",
-        default=env_str("PROMETHEUS_HOST", "127.0.0.1"),
+        "PROMETHEUS_HOST",
+        "127.0.0.1",
+        "address the metrics endpoint listens on",
         metavar="ADDR",
-        help="address the metrics endpoint listens on "
-        f"(env {ENV_PREFIX}PROMETHEUS_HOST, default 127.0.0.1)",
     )
 
 
