@@ -2,60 +2,14 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-LTTNG_FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/lttng-otel"
-
-_EVENT_LINE = re.compile(
-    r"^\[(\d+)\.(\d{9})\] \S+ opentelemetry:(\w+): \{ cpu_id = \d+ \}, "
-    r"\{ vtid = (-?\d+) \}, \{ _(\w+)_length = (\d+), (\w+) = \[ (.*)\] \}$"
-)
-_ELEMENT = re.compile(r"\[\d+\] = (\d+)")
-
-
-@dataclass(frozen=True)
-class DecodedEvent:
-    """One event as babeltrace2 printed it."""
-
-    name: str
-    timestamp_ns: int
-    vtid: int
-    payload: bytes
-
-
-def _babeltrace2() -> str:
-    path = shutil.which("babeltrace2")
-    if path is None:
-        pytest.skip("babeltrace2 is not installed (Debian package babeltrace2)")
-    return path
-
-
-def _decode(trace: Path) -> list[DecodedEvent]:
-    result = subprocess.run(
-        [_babeltrace2(), "--clock-seconds", "--no-delta", str(trace)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    events = []
-    for line in result.stdout.splitlines():
-        match = _EVENT_LINE.match(line)
-        assert match, f"babeltrace2 printed an unexpected line: {line[:200]}"
-        seconds, nanos, name, vtid, field, length, field2, body = match.groups()
-        payload = bytes(int(value) for value in _ELEMENT.findall(body))
-        assert field == field2 == name and len(payload) == int(length)
-        events.append(
-            DecodedEvent(name, int(seconds) * 10**9 + int(nanos), int(vtid), payload)
-        )
-    return events
+from tests.babeltrace import DecodedEvent, decode, require_babeltrace
+from tests.conftest import LTTNG_FIXTURE
 
 
 @pytest.fixture
@@ -74,14 +28,14 @@ def bt_decode() -> Callable[[Path], list[DecodedEvent]]:
     fails the test if babeltrace2 reports an error or prints a line that is
     not one of our events.
     """
-    _babeltrace2()
-    return _decode
+    require_babeltrace()
+    return decode
 
 
 @pytest.fixture
 def bt_details() -> Callable[..., str]:
     """Run babeltrace2's ``sink.text.details`` on a folder; return stdout."""
-    babeltrace2 = _babeltrace2()
+    babeltrace2 = require_babeltrace()
 
     def details(trace: Path, *params: str) -> str:
         command = [babeltrace2, str(trace), "-c", "sink.text.details"]

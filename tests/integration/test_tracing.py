@@ -12,8 +12,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from otelzmq import semconv as sc
+from tests.babeltrace import decode
 from tests.conftest import host_environment, port_flags
-from tests.integration.babeltrace import decode
 
 pytestmark = pytest.mark.slow
 
@@ -60,9 +60,9 @@ def recorded_run(tmp_path_factory) -> dict[str, dict[str, list]]:
         decoded = collections.defaultdict(list)
         for event in decode(trace_dir):
             parser = {
-                "opentelemetry:resource_spans": ResourceSpans,
-                "opentelemetry:resource_metrics": ResourceMetrics,
-                "opentelemetry:resource_logs": ResourceLogs,
+                "resource_spans": ResourceSpans,
+                "resource_metrics": ResourceMetrics,
+                "resource_logs": ResourceLogs,
             }[event.name]
             decoded[event.name.split("_", 1)[1]].append(
                 parser.FromString(event.payload)

@@ -9,8 +9,8 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
 
 from otelzmq import semconv as sc
+from tests.babeltrace import decode
 from tests.conftest import port_flags, wait_for_port
-from tests.integration.babeltrace import decode
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def recorded_spans(trace_dir: Path) -> list[Span]:
     spans = []
     for event in decode(trace_dir):
-        if event.name == "opentelemetry:resource_spans":
+        if event.name == "resource_spans":
             resource = ResourceSpans.FromString(event.payload)
             for scope in resource.scope_spans:
                 spans.extend(scope.spans)
