@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,78 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path, ports) -> None:
     assert result.returncode != 0
     assert f"port {ports.backend} (backend) is already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _hosts_of(out: Path) -> list[int]:
+    """Process ids of hosts still running with this output folder."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"otelzmq" in command and str(out).encode() in command:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _start_up(tmp_path: Path, ports, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "otelzmq",
+            "up",
+            "--out",
+            str(tmp_path / "out"),
+            *port_flags(ports),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=host_environment(),
+        cwd=tmp_path,
+    )
+
+
+def _wait_for_answers(tmp_path: Path, count: int) -> None:
+    log = tmp_path / "out" / "output" / "client-1" / "output.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text().count("Received") >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError("client-1 got no answers")
+
+
+def test_ctrl_c_stops_every_host(tmp_path: Path, ports) -> None:
+    # Large n values keep the run going long enough to interrupt it.
+    up = _start_up(tmp_path, ports, "--requests", "500")
+    _wait_for_answers(tmp_path, 2)
+    assert len(_hosts_of(tmp_path / "out")) == 7  # up and its six hosts
+
+    up.send_signal(signal.SIGINT)
+    _, err = up.communicate(timeout=30)
+
+    assert up.returncode == 130
+    assert "Interrupted; stopping every host" in err
+    assert _hosts_of(tmp_path / "out") == []
+
+
+def test_a_crashed_host_fails_the_run_and_stops_the_others(tmp_path, ports):
+    up = _start_up(tmp_path, ports, "--requests", "500")
+    _wait_for_answers(tmp_path, 2)
+    proxy = next(
+        pid
+        for pid in _hosts_of(tmp_path / "out")
+        if b"proxy" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    )
+    os.kill(proxy, signal.SIGKILL)
+    _, err = up.communicate(timeout=60)
+
+    assert up.returncode == 1
+    assert "otelzmq up failed: proxy exited with status -9" in err
+    assert _hosts_of(tmp_path / "out") == []
