@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
 ENV_PREFIX = "OTELZMQ_"
 
+_Number = TypeVar("_Number", int, float)
+
 
 def env_str(name: str, default: str) -> str:
     """Return ``OTELZMQ_<name>`` from the environment, or ``default``."""
@@ -49,41 +51,35 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     A value that is not an integer, or is below ``minimum``, is logged as a
     warning and replaced by the default.
     """
-    raw = os.environ.get(ENV_PREFIX + name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        logger.warning(
-            "Ignoring %s%s=%r: expected an integer >= %d; using %d",
-            ENV_PREFIX,
-            name,
-            raw,
-            minimum,
-            default,
-        )
-        return default
-    return value
+    return _env_number(name, default, minimum, int, "an integer")
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     """Return ``OTELZMQ_<name>`` as a float, or ``default`` (see env_int)."""
+    return _env_number(name, default, minimum, float, "a number")
+
+
+def _env_number(
+    name: str,
+    default: _Number,
+    minimum: _Number,
+    parse: Callable[[str], _Number],
+    kind: str,
+) -> _Number:
     raw = os.environ.get(ENV_PREFIX + name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
         value = None
     if value is None or not value >= minimum:
         logger.warning(
-            "Ignoring %s%s=%r: expected a number >= %s; using %s",
+            "Ignoring %s%s=%r: expected %s >= %s; using %s",
             ENV_PREFIX,
             name,
             raw,
+            kind,
             minimum,
             default,
         )
