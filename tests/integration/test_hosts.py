@@ -10,6 +10,7 @@ import time
 import pytest
 import zmq
 
+from tests.babeltrace import decode
 from tests.conftest import port_flags, wait_for_port
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,9 @@ def test_idle_grace_stops_the_proxy_without_an_expected_count(hosts, ports) -> N
     assert "Sent kill signal" in out
 
 
-def test_a_client_killed_without_disconnect_is_forgotten(hosts, ports) -> None:
+def test_a_client_killed_without_disconnect_is_forgotten(
+    hosts, ports, tmp_path
+) -> None:
     proxy = start_proxy(
         hosts, ports, "--expect-clients", "1", "--heartbeat-timeout", "1.5"
     )
@@ -62,9 +65,13 @@ def test_a_client_killed_without_disconnect_is_forgotten(hosts, ports) -> None:
     client = start_client(
         hosts, ports, "doomed", "--nth", *["3000000"] * 50, "--timeout", "30"
     )
-    time.sleep(2.0)
+    time.sleep(3.0)
     client.send_signal(signal.SIGKILL)
     client.wait(5)
+
+    # What the client recorded before it died is still readable.
+    events = decode(tmp_path / "out" / "ctf-traces" / "doomed")
+    assert any(event.name == "resource_logs" for event in events)
 
     out, _ = proxy.communicate(timeout=20)
     assert proxy.returncode == 0
