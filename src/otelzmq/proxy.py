@@ -259,42 +259,51 @@ class Proxy:
     def _forward_request(self) -> None:
         frames, peer = receive(self.frontend)
         envelope, body = _split_envelope(frames)
-        if body is None or len(body) < 1:
+        if not body:
             logger.warning("Refusing a request without a REQ envelope from %s", peer)
             reply = protocol.encode_error(
                 b"", "malformed request: expected an empty delimiter frame"
             )
             self.frontend.send_multipart([frames[0], b"", *reply])
             return
-
-        parent = extract_context(body[0], context=_EMPTY_CONTEXT)
-        with self._tracer.start_as_current_span(
-            sc.SPAN_PROXY_REQUEST, context=parent, kind=trace.SpanKind.INTERNAL
-        ) as span:
-            span.set_attributes(
-                _message_attributes("frontend", "backend", body, peer, self._ports)
-            )
-            self.backend.send_multipart([*envelope, inject_context(), *body[1:]])
+        self._forward(sc.SPAN_PROXY_REQUEST, "frontend", envelope, body, peer)
         self._forwarded.add(1, {sc.DIRECTION: "request"})
 
     def _forward_reply(self) -> None:
         frames, peer = receive(self.backend)
         envelope, body = _split_envelope(frames)
-        if body is None or len(body) < 1:
+        if not body:
             logger.warning("Dropping a reply without an envelope from a server")
             return
+        self._forward(sc.SPAN_PROXY_REPLY, "backend", envelope, body, peer)
+        self._forwarded.add(1, {sc.DIRECTION: "reply"})
 
+    def _forward(
+        self,
+        span_name: str,
+        source: str,
+        envelope: list[bytes],
+        body: list[bytes],
+        peer: str | None,
+    ) -> None:
+        """Send a message on to the other side inside a span of its own.
+
+        The span continues the trace of the message's context frame, and the
+        message leaves with the span's context in that frame instead.
+        """
+        destination = "backend" if source == "frontend" else "frontend"
         parent = extract_context(body[0], context=_EMPTY_CONTEXT)
         with self._tracer.start_as_current_span(
-            sc.SPAN_PROXY_REPLY, context=parent, kind=trace.SpanKind.INTERNAL
+            span_name, context=parent, kind=trace.SpanKind.INTERNAL
         ) as span:
             span.set_attributes(
-                _message_attributes("backend", "frontend", body, peer, self._ports)
+                _message_attributes(source, destination, body, peer, self._ports)
             )
-            if len(body) > 1 and body[1] == protocol.STATUS_ERROR:
+            is_reply = source == "backend"
+            if is_reply and len(body) > 1 and body[1] == protocol.STATUS_ERROR:
                 span.set_status(trace.StatusCode.ERROR, _text(body[-1]))
-            self.frontend.send_multipart([*envelope, inject_context(), *body[1:]])
-        self._forwarded.add(1, {sc.DIRECTION: "reply"})
+            socket = self.backend if destination == "backend" else self.frontend
+            socket.send_multipart([*envelope, inject_context(), *body[1:]])
 
     def _publish_kill(self) -> None:
         self.terminator.send(protocol.KILL)
