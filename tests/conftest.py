@@ -40,6 +40,20 @@ def port_flags(ports: ProxyPorts) -> list[str]:
     return flags
 
 
+def up_command(out: Path, ports: ProxyPorts, *extra: str) -> list[str]:
+    """The command line of ``otelzmq up`` on ``ports``, writing to ``out``."""
+    return [
+        sys.executable,
+        "-m",
+        "otelzmq",
+        "up",
+        "--out",
+        str(out),
+        *port_flags(ports),
+        *extra,
+    ]
+
+
 def host_environment(**extra: str) -> dict[str, str]:
     """The environment of a host started by a test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTELZMQ_")}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import collections
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from otelzmq import semconv as sc
-from tests.conftest import host_environment, port_flags
+from tests.conftest import host_environment, up_command
 from tests.replay.receivers import GrpcReceiver, HttpReceiver
 
 pytestmark = pytest.mark.slow
@@ -18,17 +17,7 @@ pytestmark = pytest.mark.slow
 
 def run_up(tmp_path: Path, ports, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otelzmq",
-            "up",
-            "--out",
-            str(tmp_path / "out"),
-            "--requests",
-            "3",
-            *port_flags(ports),
-        ],
+        up_command(tmp_path / "out", ports, "--requests", "3"),
         capture_output=True,
         text=True,
         timeout=180,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import subprocess
-import sys
 
 import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
@@ -12,8 +11,9 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from otelzmq import semconv as sc
+from otelzmq.config import ProxyPorts
 from tests.babeltrace import decode
-from tests.conftest import host_environment, port_flags
+from tests.conftest import free_port, host_environment, up_command
 
 pytestmark = pytest.mark.slow
 
@@ -32,21 +32,10 @@ def _attributes(message) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def recorded_run(tmp_path_factory) -> dict[str, dict[str, list]]:
     """Run `otelzmq up` once; decode each host's trace with babeltrace2."""
-    from otelzmq.config import ProxyPorts
-    from tests.conftest import free_port
-
     tmp = tmp_path_factory.mktemp("recorded")
     ports = ProxyPorts(*(free_port() for _ in range(4)))
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otelzmq",
-            "up",
-            "--out",
-            str(tmp / "out"),
-            *port_flags(ports),
-        ],
+        up_command(tmp / "out", ports),
         capture_output=True,
         text=True,
         timeout=180,

@@ -7,7 +7,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from otelzmq.client import default_sequence
 from otelzmq.primes import nth_prime
-from tests.conftest import host_environment, port_flags
+from tests.conftest import host_environment, up_command
 
 pytestmark = pytest.mark.slow
 
@@ -25,16 +24,7 @@ RECEIVED = re.compile(r"^\[client\] Received (\d+)(?:st|nd|rd|th) prime = (\d+)$
 
 def run_up(tmp_path: Path, ports, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "otelzmq",
-            "up",
-            "--out",
-            str(tmp_path / "out"),
-            *port_flags(ports),
-            *extra,
-        ],
+        up_command(tmp_path / "out", ports, *extra),
         capture_output=True,
         text=True,
         timeout=180,
@@ -107,16 +97,7 @@ def _hosts_of(out: Path) -> list[int]:
 
 def _start_up(tmp_path: Path, ports, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "otelzmq",
-            "up",
-            "--out",
-            str(tmp_path / "out"),
-            *port_flags(ports),
-            *extra,
-        ],
+        up_command(tmp_path / "out", ports, *extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
