@@ -3,8 +3,9 @@
 The Trace Stream Description Language describes every binary layout of a
 trace: the packet header, each stream's packet context and event header, and
 the fields of every event class. This module turns that text (plain, or split
-into LTTng's metadata packets) into the dataclasses below; the decoders that
-read stream files from them live in :mod:`otelzmq.ctf.reader`.
+into LTTng's metadata packets) into the dataclasses below; the decoders
+compiled from them live in :mod:`otelzmq.ctf.decoders`, and the reader of
+stream files in :mod:`otelzmq.ctf.reader`.
 
 It is written by hand because babeltrace2's Python bindings, the only
 maintained TSDL parser, are not published on PyPI. It accepts the subset of
