@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from otelzmq.otlp_senders import GrpcSender, HttpSender
 from otelzmq.recording import read_recording
-from otelzmq.replay import GrpcSender, HttpSender, count_items, replay
+from otelzmq.replay import count_items, replay
 from tests.conftest import LTTNG_FIXTURE
 from tests.replay import tracekit
 from tests.replay.conftest import run_replay
