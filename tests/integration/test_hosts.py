@@ -172,3 +172,45 @@ def test_a_server_stops_when_the_proxy_is_gone(hosts, ports) -> None:
     assert server.returncode == 0
     assert "Lost the proxy 1 s ago; shutting down" in out
     assert "Traceback" not in err
+
+
+def test_clients_survive_a_server_crash(hosts, ports) -> None:
+    start_proxy(hosts, ports)
+    doomed = hosts.start("server", *port_flags(ports), "--name", "doomed")
+    hosts.start("server", *port_flags(ports), "--name", "survivor")
+    # About 50 ms of sieving each: the run lasts well past the fault.
+    values = [str(1_500_000 + i) for i in range(80)]
+    client = start_client(
+        hosts, ports, "steady", "--nth", *values, "--timeout", "1", "--attempts", "4"
+    )
+    time.sleep(2.0)
+    assert client.poll() is None
+    doomed.send_signal(signal.SIGKILL)
+    out, _ = client.communicate(timeout=120)
+
+    assert client.returncode == 0
+    assert out.count("Received ") == len(values)
+
+
+def test_clients_survive_a_proxy_restart(hosts, ports) -> None:
+    proxy = start_proxy(hosts, ports)
+    hosts.start("server", *port_flags(ports))
+    # About 50 ms of sieving each: the run lasts well past the fault.
+    values = [str(1_500_000 + i) for i in range(80)]
+    client = start_client(
+        hosts, ports, "steady", "--nth", *values, "--timeout", "1", "--attempts", "5"
+    )
+    time.sleep(2.0)
+    assert client.poll() is None
+    proxy.send_signal(signal.SIGKILL)
+    proxy.wait(5)
+    replacement = start_proxy(hosts, ports, "--expect-clients", "1")
+    out, _ = client.communicate(timeout=120)
+
+    assert client.returncode == 0
+    assert out.count("Received ") == len(values)
+    # The new proxy learnt of the client from its heartbeats, and stopped
+    # once it said goodbye.
+    proxy_out, _ = replacement.communicate(timeout=20)
+    assert "Client steady connected" in proxy_out
+    assert "Client steady disconnected" in proxy_out
