@@ -41,8 +41,11 @@ _EXPORT_FOREVER = textwrap.dedent(
 # queues spans in a BatchSpanProcessor that would wait a minute to export
 _QUEUE_AND_WAIT = textwrap.dedent(
     """
-    import signal, sys, time
+    import faulthandler, signal, sys, time
     from opentelemetry.sdk.trace import TracerProvider
+
+    # A hang shows every thread's stack in the test's report.
+    faulthandler.dump_traceback_later(45, exit=True)
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from otelzmq.ctf.exporters import CtfSpanExporter
 

@@ -326,9 +326,12 @@ class CtfStream:
                 os.fsync(self._fd)
 
     def close(self) -> None:
-        """Drop the tail padding, sync and close the file. Idempotent.
+        """Drop the tail padding and close the file. Idempotent.
 
-        Later writes raise :class:`CtfWriterError`.
+        Every packet is already in the file; closing does not ``fsync`` it,
+        so that a host never waits on a busy disk on its way out (call
+        :meth:`flush` first for durability against a machine crash). Later
+        writes raise :class:`CtfWriterError`.
         """
         with self._lock:
             fd, self._fd = self._fd, None
@@ -336,7 +339,6 @@ class CtfStream:
             return
         try:
             os.ftruncate(fd, self._size)
-            os.fsync(fd)
         finally:
             os.close(fd)
 
