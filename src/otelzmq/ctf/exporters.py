@@ -24,7 +24,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
@@ -126,6 +127,27 @@ class _SignalStream:
             return False
         return True
 
+    def encode_and_write(
+        self, encode: Callable[[Any], Any], items: Any, what: str
+    ) -> bool:
+        """Encode ``items`` as an OTLP request and write one event per resource.
+
+        Args:
+            encode: The SDK's OTLP encoder for this signal.
+            items: What the SDK handed to the exporter.
+            what: How to name the items in a log message.
+
+        Returns:
+            Whether every event was written; failures are logged, never raised.
+        """
+        try:
+            resources = getattr(encode(items), self.field)
+            payloads = [resource.SerializeToString() for resource in resources]
+        except Exception:
+            logger.exception("Cannot encode %s as OTLP", what)
+            return False
+        return self.write(payloads)
+
     def flush(self) -> bool:
         """Sync the stream file; return whether that succeeded."""
         stream = self._stream
@@ -206,13 +228,7 @@ class CtfSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write the spans, one event per resource; never raises."""
-        try:
-            request = encode_spans(spans)
-            payloads = [rs.SerializeToString() for rs in request.resource_spans]
-        except Exception:
-            logger.exception("Cannot encode %d spans as OTLP", len(spans))
-            return SpanExportResult.FAILURE
-        if self._stream.write(payloads):
+        if self._stream.encode_and_write(encode_spans, spans, f"{len(spans)} spans"):
             return SpanExportResult.SUCCESS
         return SpanExportResult.FAILURE
 
@@ -265,13 +281,7 @@ class CtfMetricExporter(MetricExporter):
         **kwargs: object,
     ) -> MetricExportResult:
         """Write the metrics, one event per resource; never raises."""
-        try:
-            request = encode_metrics(metrics_data)
-            payloads = [rm.SerializeToString() for rm in request.resource_metrics]
-        except Exception:
-            logger.exception("Cannot encode metrics as OTLP")
-            return MetricExportResult.FAILURE
-        if self._stream.write(payloads):
+        if self._stream.encode_and_write(encode_metrics, metrics_data, "metrics"):
             return MetricExportResult.SUCCESS
         return MetricExportResult.FAILURE
 
@@ -310,13 +320,8 @@ class CtfLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[object]) -> LogRecordExportResult:
         """Write the log records, one event per resource; never raises."""
-        try:
-            request = encode_logs(batch)  # type: ignore[arg-type]
-            payloads = [rl.SerializeToString() for rl in request.resource_logs]
-        except Exception:
-            logger.exception("Cannot encode %d log records as OTLP", len(batch))
-            return LogRecordExportResult.FAILURE
-        if self._stream.write(payloads):
+        what = f"{len(batch)} log records"
+        if self._stream.encode_and_write(encode_logs, batch, what):
             return LogRecordExportResult.SUCCESS
         return LogRecordExportResult.FAILURE
 
