@@ -45,28 +45,31 @@ def env_str(name: str, default: str) -> str:
     return value or default
 
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+def env_int(
+    name: str, default: int, *, minimum: int = 0, prefix: str = ENV_PREFIX
+) -> int:
     """Return ``OTELZMQ_<name>`` as an integer, or ``default``.
 
     A value that is not an integer, or is below ``minimum``, is logged as a
-    warning and replaced by the default.
+    warning and replaced by the default. ``prefix=""`` reads variables of
+    other namespaces, such as the SDK's ``OTEL_*``.
     """
-    return _env_number(name, default, minimum, int, "an integer")
+    return _env_number(prefix + name, default, minimum, int, "an integer")
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     """Return ``OTELZMQ_<name>`` as a float, or ``default`` (see env_int)."""
-    return _env_number(name, default, minimum, float, "a number")
+    return _env_number(ENV_PREFIX + name, default, minimum, float, "a number")
 
 
 def _env_number(
-    name: str,
+    variable: str,
     default: _Number,
     minimum: _Number,
     parse: Callable[[str], _Number],
     kind: str,
 ) -> _Number:
-    raw = os.environ.get(ENV_PREFIX + name, "").strip()
+    raw = os.environ.get(variable, "").strip()
     if not raw:
         return default
     try:
@@ -75,9 +78,8 @@ def _env_number(
         value = None
     if value is None or not value >= minimum:
         logger.warning(
-            "Ignoring %s%s=%r: expected %s >= %s; using %s",
-            ENV_PREFIX,
-            name,
+            "Ignoring %s=%r: expected %s >= %s; using %s",
+            variable,
             raw,
             kind,
             minimum,

@@ -42,7 +42,6 @@ import logging
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter, Setter
 
 logger = logging.getLogger(__name__)
 
@@ -50,28 +49,6 @@ logger = logging.getLogger(__name__)
 MAX_CONTEXT_BYTES = 8 * 1024
 
 Carrier = dict[str, str]
-
-
-class _CarrierSetter(Setter[Carrier]):
-    """Writes propagator headers into the dictionary behind a frame."""
-
-    def set(self, carrier: Carrier, key: str, value: str) -> None:
-        carrier[key] = value
-
-
-class _CarrierGetter(Getter[Carrier]):
-    """Reads propagator headers from the dictionary behind a frame."""
-
-    def get(self, carrier: Carrier, key: str) -> list[str] | None:
-        value = carrier.get(key)
-        return None if value is None else [value]
-
-    def keys(self, carrier: Carrier) -> list[str]:
-        return list(carrier)
-
-
-_SETTER = _CarrierSetter()
-_GETTER = _CarrierGetter()
 
 
 def inject_context(context: Context | None = None) -> bytes:
@@ -82,7 +59,7 @@ def inject_context(context: Context | None = None) -> bytes:
         (no active span and no baggage).
     """
     carrier: Carrier = {}
-    propagate.inject(carrier, context=context, setter=_SETTER)
+    propagate.inject(carrier, context=context)
     if not carrier:
         return b""
     return json.dumps(carrier, separators=(",", ":")).encode("utf-8")
@@ -123,7 +100,7 @@ def extract_context(frame: bytes, context: Context | None = None) -> Context:
     if carrier is None:
         return context
     try:
-        return propagate.extract(carrier, context=context, getter=_GETTER)
+        return propagate.extract(carrier, context=context)
     except Exception:  # a third-party propagator must not break a request
         logger.warning("The propagator failed on a context frame", exc_info=True)
         return context

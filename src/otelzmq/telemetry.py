@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otelzmq import __version__
-from otelzmq.config import ENV_PREFIX, add_setting, port
+from otelzmq.config import ENV_PREFIX, add_setting, env_int, port
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,9 @@ def setup_telemetry(
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(tracer_provider)
 
-    interval = env_int_plain("OTEL_METRIC_EXPORT_INTERVAL", _DEFAULT_METRIC_INTERVAL_MS)
+    interval = env_int(
+        "OTEL_METRIC_EXPORT_INTERVAL", _DEFAULT_METRIC_INTERVAL_MS, minimum=1, prefix=""
+    )
     readers: list[MetricReader] = [
         PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
         for exporter in load_exporters("metrics")
@@ -233,18 +235,6 @@ def setup_telemetry(
         Path(os.environ[ENV_PREFIX + "CTF_DIR"]),
         readers,
     )
-
-
-def env_int_plain(name: str, default: int) -> int:
-    """Read an integer variable with no prefix, warning when it is bad."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        logger.warning("Ignoring %s=%r: not an integer; using %d", name, raw, default)
-        return default
 
 
 def _serve_prometheus(host: str, port_number: int) -> MetricReader:
