@@ -60,6 +60,7 @@ TERMINATE_GRACE = 5.0
 STATUS_INTERVAL = 0.2
 
 _PROXY_HOST = "127.0.0.1"
+_READY_BYTES = READY_MESSAGE.encode()
 
 
 @dataclass
@@ -71,6 +72,26 @@ class Host:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes] = field(repr=False)
+    answers: int = 0
+    ready: bool = False
+    _read_up_to: int = field(default=0, repr=False)
+
+    def scan_log(self) -> None:
+        """Read the log's new complete lines and note answers and readiness.
+
+        Only what was appended since the last call is read, so watching a
+        long run costs no more than its output.
+        """
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._read_up_to)
+                data = log.read()
+        except OSError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]
+        self._read_up_to += len(complete)
+        self.answers += complete.count(b"] Received ")
+        self.ready = self.ready or _READY_BYTES in complete
 
     def last_lines(self, count: int = 3) -> str:
         try:
@@ -264,7 +285,8 @@ class Launcher:
                         f"{host.name} exited with status {host.process.returncode}"
                         f" while starting:\n{host.last_lines()}"
                     )
-                if _log_contains(host.log_path, READY_MESSAGE):
+                host.scan_log()
+                if host.ready:
                     waiting.remove(host)
             if time.monotonic() > deadline:
                 names = ", ".join(host.name for host in waiting)
@@ -310,20 +332,21 @@ class Launcher:
 
     def _show_status(self, clients: list[Host]) -> None:
         """Redraw the status line on a terminal; elsewhere, log milestones."""
-        counts = {host.name: _count_answers(host.log_path) for host in clients}
-        finished = [host.name for host in clients if host.process.poll() is not None]
+        for host in clients:
+            host.scan_log()
+        finished = [host for host in clients if host.process.poll() is not None]
         if not self._live:
-            for name in finished:
-                if name not in self._reported:
-                    self._reported.add(name)
+            for host in finished:
+                if host.name not in self._reported:
+                    self._reported.add(host.name)
                     self._report(
-                        f"{name} done: {counts[name]}/{self.plan.requests} answers"
+                        f"{host.name} done: {host.answers}/{self.plan.requests} answers"
                     )
             return
         total = self.plan.clients * self.plan.requests
         elapsed = time.monotonic() - self._started
         line = (
-            f"up: {sum(counts.values())}/{total} answers, "
+            f"up: {sum(host.answers for host in clients)}/{total} answers, "
             f"{len(finished)}/{len(clients)} clients done, "
             f"{self.plan.servers} servers x {self.plan.workers} workers, "
             f"{elapsed:.1f} s"
@@ -380,21 +403,6 @@ def _port_open(host: str, number: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _log_contains(log_path: Path, text: str) -> bool:
-    try:
-        return text.encode() in log_path.read_bytes()
-    except OSError:
-        return False
-
-
-def _count_answers(log_path: Path) -> int:
-    try:
-        with log_path.open("rb") as log:
-            return sum(1 for line in log if b"] Received " in line)
-    except OSError:
-        return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
