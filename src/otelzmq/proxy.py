@@ -292,7 +292,7 @@ class Proxy:
         message leaves with the span's context in that frame instead.
         """
         destination = "backend" if source == "frontend" else "frontend"
-        parent = extract_context(body[0], context=_EMPTY_CONTEXT)
+        parent = extract_context(body[0])
         with self._tracer.start_as_current_span(
             span_name, context=parent, kind=trace.SpanKind.INTERNAL
         ) as span:
@@ -308,9 +308,6 @@ class Proxy:
     def _publish_kill(self) -> None:
         self.terminator.send(protocol.KILL)
         self._console.say("Sent kill signal; shutting down")
-
-
-_EMPTY_CONTEXT = trace.set_span_in_context(trace.INVALID_SPAN)
 
 
 def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes] | None]:
