@@ -21,6 +21,7 @@ import argparse
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import zmq
@@ -159,13 +160,7 @@ class Client:
             RequestFailed: When no attempt got a usable reply.
         """
         started = time.perf_counter()
-        with self._tracer.start_as_current_span(
-            sc.SPAN_REQUEST,
-            kind=trace.SpanKind.CLIENT,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            span.set_attributes(self._base_attributes(nth))
+        with self._client_span(sc.SPAN_REQUEST, nth) as span:
             self._console.say("Requesting nth=%d", nth)
             try:
                 answer = self._attempt_until_answered(nth)
@@ -199,13 +194,7 @@ class Client:
     def _attempt_until_answered(self, nth: int) -> Answer:
         reason = "no attempt made"
         for attempt in range(1, self._attempts + 1):
-            with self._tracer.start_as_current_span(
-                sc.SPAN_ATTEMPT,
-                kind=trace.SpanKind.CLIENT,
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                span.set_attributes(self._base_attributes(nth))
+            with self._client_span(sc.SPAN_ATTEMPT, nth) as span:
                 span.set_attribute(sc.ATTEMPT, attempt)
                 frames = protocol.encode_request(inject_context(), nth)
                 span.set_attribute(sc.MESSAGING_BODY_SIZE, len(frames[1]))
@@ -283,6 +272,16 @@ class Client:
         if self._request is not None:
             self._request.close()
             self._request = None
+
+    def _client_span(self, name: str, nth: int) -> AbstractContextManager[trace.Span]:
+        """Start a CLIENT span whose status the client sets itself."""
+        return self._tracer.start_as_current_span(
+            name,
+            kind=trace.SpanKind.CLIENT,
+            attributes=self._base_attributes(nth),
+            record_exception=False,
+            set_status_on_exception=False,
+        )
 
     def _base_attributes(self, nth: int) -> dict[str, str | int]:
         return {
