@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,11 +21,21 @@ FIXTURES = REPO.parent / "shared" / "fixtures"
 LTTNG_FIXTURE = FIXTURES / "lttng-otel"
 
 
+#: Ports tests choose from: below Linux's ephemeral range (32768 and up),
+#: so that no outgoing connection of another test takes one meanwhile.
+_TEST_PORTS = range(20_000, 32_000)
+
+
 def free_port() -> int:
     """Return a TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    while True:
+        number = random.choice(_TEST_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", number))
+            except OSError:
+                continue
+            return number
 
 
 @pytest.fixture
@@ -105,10 +116,24 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
         started.stop_all()
 
 
-def wait_for_port(number: int, timeout: float = 15.0) -> None:
-    """Wait until something listens on 127.0.0.1:number."""
+def wait_for_port(
+    number: int,
+    process: subprocess.Popen[str] | None = None,
+    timeout: float = 15.0,
+) -> None:
+    """Wait until something listens on 127.0.0.1:number.
+
+    Fails at once, with its error output, if ``process`` (the host meant to
+    listen there) exits first.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            _, err = process.communicate()
+            raise AssertionError(
+                f"the host exited with status {process.returncode} before "
+                f"listening on port {number}:\n{err}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", number), timeout=0.2):
                 return

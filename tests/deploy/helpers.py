@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,13 +17,6 @@ SCRIPTS = REPO / "scripts"
 
 #: docker-compose config, resolved: the compose_config fixture's type.
 ComposeConfig = Callable[..., dict[str, Any]]
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 #: Variables the compose file interpolates; the tests resolve it without them

@@ -23,8 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.conftest import free_port
+
 from ..replay.receivers import GrpcReceiver
-from .helpers import DEPLOY, ComposeConfig, clean_environment, free_port
+from .helpers import DEPLOY, ComposeConfig, clean_environment
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,9 @@ from otelzmq.config import (
     DEFAULT_FRONTEND_PORT,
     DEFAULT_TERMINATOR_PORT,
 )
+from tests.conftest import free_port
 
-from .helpers import DEPLOY, clean_environment, free_port
+from .helpers import DEPLOY, clean_environment
 
 WRAPPER = DEPLOY / "with-output-log.sh"
 HEALTHCHECK = DEPLOY / "healthcheck.py"

@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .helpers import clean_environment, free_port
+from tests.conftest import free_port
+
+from .helpers import clean_environment
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ REPLY_TIMEOUT_MS = 10_000
 @pytest.fixture
 def system(hosts, ports) -> Iterator[tuple]:
     proxy = hosts.start("proxy", *port_flags(ports))
-    wait_for_port(ports.frontend)
+    wait_for_port(ports.frontend, proxy)
     server = hosts.start(
         "server", *port_flags(ports), "--workers", "1", "--max-nth", str(MAX_NTH)
     )

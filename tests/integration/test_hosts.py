@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def start_proxy(hosts, ports, *extra: str) -> subprocess.Popen[str]:
     proxy = hosts.start("proxy", *port_flags(ports), *extra)
-    wait_for_port(ports.frontend)
+    wait_for_port(ports.frontend, proxy)
     return proxy
 
 
@@ -137,7 +137,7 @@ def test_hosts_stop_cleanly_on_sigterm(hosts, ports, role) -> None:
     else:
         process = hosts.start(role, *port_flags(ports))
         if role == "proxy":
-            wait_for_port(ports.frontend)
+            wait_for_port(ports.frontend, process)
     time.sleep(1.5)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=15)

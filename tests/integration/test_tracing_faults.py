@@ -33,8 +33,7 @@ def attributes(span: Span) -> dict[str, object]:
 
 
 def test_each_retry_is_its_own_attempt_span(hosts, ports, tmp_path: Path) -> None:
-    hosts.start("proxy", *port_flags(ports))
-    wait_for_port(ports.frontend)
+    wait_for_port(ports.frontend, hosts.start("proxy", *port_flags(ports)))
     client = hosts.start(
         "client",
         "--name",
@@ -74,8 +73,7 @@ def test_each_retry_is_its_own_attempt_span(hosts, ports, tmp_path: Path) -> Non
 
 
 def test_an_error_reply_marks_client_and_server_spans(hosts, ports, tmp_path) -> None:
-    hosts.start("proxy", *port_flags(ports))
-    wait_for_port(ports.frontend)
+    wait_for_port(ports.frontend, hosts.start("proxy", *port_flags(ports)))
     server = hosts.start("server", "--name", "strict", *port_flags(ports))
     client = hosts.start(
         "client", "--name", "careless", *port_flags(ports), "--nth", "0", "7"
